@@ -1,0 +1,35 @@
+"""Redis client (redis-py asyncio) and its dependency."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+
+from app.core.config import Settings
+
+
+def create_redis(settings: Settings) -> Redis:
+    # from_url connects lazily: the app starts even while Redis is down.
+    return Redis.from_url(
+        settings.REDIS_URL,
+        decode_responses=True,
+        socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
+        socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+        # redis-py's default retries back off for seconds; a short, bounded retry
+        # rides over a dropped connection without stalling requests when Redis is down.
+        retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), retries=2),
+    )
+
+
+async def ping_redis(client: Redis) -> None:
+    await client.ping()
+
+
+def get_redis(request: Request) -> Redis:
+    client: Redis = request.app.state.redis
+    return client
+
+
+RedisClient = Annotated[Redis, Depends(get_redis)]

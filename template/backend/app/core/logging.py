@@ -1,0 +1,59 @@
+"""Structured logging: one JSON object per line, carrying the request ID.
+
+``setup_logging`` routes the root logger and uvicorn's loggers through one JSON
+handler on stdout. It is safe to call more than once (tests build many apps).
+"""
+
+import logging
+import sys
+from contextvars import ContextVar
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+# Set by the request-ID middleware for the duration of a request.
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+_HANDLER_NAME = "app-json"
+_FIELDS = ("levelname", "name", "module", "message")
+_RENAMED = {"levelname": "level", "name": "logger"}
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds the current request's ID to every record written inside a request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id = request_id_var.get()
+        if request_id is not None:
+            record.request_id = request_id
+        return True
+
+
+def json_formatter() -> JsonFormatter:
+    return JsonFormatter(_FIELDS, rename_fields=_RENAMED, timestamp=True)
+
+
+def setup_logging(*, debug: bool = False, stream: Any = None) -> None:
+    """Send every log record to ``stream`` (stdout by default) as one JSON line."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stdout)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(json_formatter())
+    handler.addFilter(RequestIdFilter())
+
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+
+    # uvicorn installs its own text handlers before it imports the app; hand its
+    # records to the root handler instead so they come out as JSON too.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+        uvicorn_logger.setLevel(logging.NOTSET)
+    # The request-ID middleware writes the access line (with the request ID and
+    # duration); above INFO, uvicorn skips building its own text line entirely.
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

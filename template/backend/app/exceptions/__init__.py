@@ -1,0 +1,15 @@
+from app.exceptions.errors import (
+    AppException,
+    BadRequestException,
+    ForbiddenException,
+    InternalServerException,
+    NotFoundException,
+)
+
+__all__ = [
+    "AppException",
+    "BadRequestException",
+    "ForbiddenException",
+    "InternalServerException",
+    "NotFoundException",
+]

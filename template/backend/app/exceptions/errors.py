@@ -1,0 +1,60 @@
+"""The service's exception hierarchy.
+
+Raise these from routes and services; the handlers in ``handlers.py`` turn each into
+the JSON error envelope with its HTTP status and stable ``code``.
+"""
+
+from typing import Any, ClassVar
+
+
+class AppException(Exception):
+    """Base class: an error the client should see, with a status and a stable code."""
+
+    status_code: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    default_message: ClassVar[str] = "Internal server error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.details = details
+        self.headers = headers
+        super().__init__(self.message)
+
+    # The seed task calls the message `detail`; keep that name working.
+    @property
+    def detail(self) -> str:
+        return self.message
+
+    @property
+    def error_code(self) -> str:
+        return self.code
+
+
+class BadRequestException(AppException):
+    status_code = 400
+    code = "bad_request"
+    default_message = "Bad request"
+
+
+class ForbiddenException(AppException):
+    status_code = 403
+    code = "forbidden"
+    default_message = "Forbidden"
+
+
+class NotFoundException(AppException):
+    status_code = 404
+    code = "not_found"
+    default_message = "Not found"
+
+
+class InternalServerException(AppException):
+    status_code = 500
+    code = "internal_error"
+    default_message = "Internal server error"
