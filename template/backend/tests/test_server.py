@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from tests.conftest import BACKEND_DIR, ENV_EXAMPLE, Servers
@@ -51,9 +51,9 @@ class Server:
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"server exited early:\n{self.log.read_text()}"
             try:
-                if httpx.get(f"{self.base_url}/api/v1/health", timeout=1.0).status_code == 200:
+                if httpx2.get(f"{self.base_url}/api/v1/health", timeout=1.0).status_code == 200:
                     return
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 time.sleep(0.1)
         pytest.fail(f"server did not answer within {within} s:\n{self.log.read_text()}")
 
@@ -96,7 +96,7 @@ def uvicorn_server(servers: Servers, tmp_path: Path) -> Iterator[Server]:
 def test_uvicorn_serves_the_app_logs_json_only_and_shuts_down_cleanly(uvicorn_server: Server) -> None:
     uvicorn_server.wait_until_serving()
     for path in ("/api/v1/health/ready", "/docs", "/redoc", "/openapi.json"):
-        response = httpx.get(uvicorn_server.base_url + path, headers={"X-Request-ID": "boot-check"})
+        response = httpx2.get(uvicorn_server.base_url + path, headers={"X-Request-ID": "boot-check"})
         assert response.status_code == 200, path
         assert response.headers["X-Request-ID"] == "boot-check"
 
@@ -129,7 +129,7 @@ def test_make_api_serves_the_app_with_reload(servers: Servers, tmp_path: Path) -
     server = Server(command, BACKEND_DIR.parent, server_env(servers), port, tmp_path / "make-api.log")
     try:
         server.wait_until_serving(within=60.0)
-        assert httpx.get(f"{server.base_url}/api/v1/health/ready").json()["status"] == "ok"
+        assert httpx2.get(f"{server.base_url}/api/v1/health/ready").json()["status"] == "ok"
         server.terminate()
     finally:
         server.cleanup()
