@@ -327,11 +327,14 @@ def _run(command: list[str], env: dict[str, str]) -> int:
         # servers such as uvicorn skip their graceful shutdown.
         if exc.signum != signal.SIGINT or not _in_terminal_foreground():
             proc.send_signal(exc.signum)
+        # One except clause per exception: ruff formats a tuple differently for 3.14+.
         try:
             proc.wait(10)
-        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
+            proc.kill()
+        proc.wait()
     return 128 - proc.returncode if proc.returncode < 0 else proc.returncode
 
 

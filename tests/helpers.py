@@ -1,0 +1,83 @@
+"""Rendering the template and driving the rendered service's own commands."""
+
+import functools
+import os
+import shutil
+import socket
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import copier
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Every question with an answer that differs from its default, and unusual values.
+NON_DEFAULT_ANSWERS: dict[str, Any] = {
+    "project_name": "Café Ünïcode Agent",
+    "project_slug": "cafe-agent",
+    "description": 'Says "hi" & <more>',
+    "version": "2.0.0rc1",
+    "python_version": "3.12",
+    "api_port": 8123,
+    "cors_origins": "https://app.example.com, http://localhost:5173",
+    "package_manager": "uv",
+    "include_livekit": False,
+}
+
+
+def render(dst: Path, **answers: Any) -> Path:
+    """Renders the working tree of this repository (uncommitted changes included)."""
+    copier.run_copy(str(ROOT), dst, data=answers, defaults=True, quiet=True, vcs_ref="HEAD", unsafe=False)
+    return dst
+
+
+def run(command: list[str], cwd: Path, timeout: float = 900, env: dict[str, str] | None = None) -> str:
+    """Runs a command; on failure, the assertion shows what it printed."""
+    result = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(command)} in {cwd} exited {result.returncode}:\n{output[-6000:]}"
+    return output
+
+
+@functools.cache
+def pypi_json_api_available() -> bool:
+    # Some package mirrors (this project's CI among them) serve only the simple index.
+    try:
+        with urllib.request.urlopen("https://pypi.org/pypi/pip/24.0/json", timeout=20) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def prepare_for_install(service: Path) -> None:
+    """Environment workaround, not part of the user's flow: poetry resolves through
+    PyPI's JSON API; where a mirror lacks it, point poetry at the simple index."""
+    if (service / "backend" / "poetry.toml").exists() and not pypi_json_api_available():
+        run(["poetry", "source", "add", "--priority=primary", "pypi-simple", "https://pypi.org/simple/"],
+            service / "backend")
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} is not on PATH; install the test requirements (tests/requirements.txt)"
+    return path
+
+
+def clean_env() -> dict[str, str]:
+    # The rendered service must not see configuration from the shell running these tests.
+    drop = {"DATABASE_URL", "REDIS_URL", "VIRTUAL_ENV", "POETRY_ACTIVE"}
+    return {k: v for k, v in os.environ.items() if k not in drop}
