@@ -79,6 +79,13 @@ def test_make_dev_serves_every_endpoint_on_the_configured_port(installed: tuple[
             response = httpx.get(base + page)
             assert response.status_code == 200, page
             assert title in response.text, page
+        # The frontend's origin (the first allowed one) may call the API from a browser.
+        origin = answers.get("cors_origins", "http://localhost:3000").split(",")[0].strip()
+        preflight = httpx.options(
+            f"{base}/api/v1/health", headers={"Origin": origin, "Access-Control-Request-Method": "GET"}
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == origin
         missing = httpx.get(f"{base}/nope")
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == "not_found"

@@ -17,6 +17,7 @@ from app.core.logging import setup_logging
 from app.core.readiness import check_readiness
 from app.db.session import create_engine, create_session_factory
 from app.exceptions.handlers import EXCEPTION_HANDLERS
+from app.exceptions.openapi import document_error_envelope
 from app.middleware.cors import add_cors_middleware
 from app.middleware.errors import UnhandledErrorMiddleware
 from app.middleware.request_id import RequestIDMiddleware
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.include_router(api_router, prefix=settings.API_V1_PREFIX)
+    document_error_envelope(app)
 
     # The last added runs first. The request-ID middleware wraps everything, so
     # CORS preflights and 500s carry the header and the request's log context.

@@ -5,6 +5,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from app.core.config import Settings
+from app.main import create_app
+from app.schemas.base import ErrorResponse
 
 
 def resolve(spec: dict[str, Any], ref: str) -> dict[str, Any]:
@@ -58,3 +60,18 @@ def test_every_operation_documents_its_responses(client: TestClient) -> None:
                 assert "application/json" in response.get("content", {}), f"{method} {path} {status}"
             error = operation["responses"]["500"]["content"]["application/json"]["schema"]
             assert resolve(spec, error["$ref"])["title"] == "ErrorResponse", f"{method} {path}"
+
+
+def test_validation_errors_are_documented_with_the_envelope(settings: Settings) -> None:
+    app = create_app(settings)
+
+    @app.get("/items/{item_id}")
+    async def get_item(item_id: int) -> dict[str, int]:
+        return {"item_id": item_id}
+
+    spec = app.openapi()
+    assert response_schema(spec, "/items/{item_id}", "422")["title"] == "ErrorResponse"
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    with TestClient(app) as client:
+        body = client.get("/items/x").json()
+    assert ErrorResponse.model_validate(body).error.code == "validation_error"

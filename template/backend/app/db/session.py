@@ -19,7 +19,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
         max_overflow=settings.DATABASE_MAX_OVERFLOW,
         # Pooled connections die with a database restart; test them on checkout.
         pool_pre_ping=True,
-        connect_args={"timeout": settings.DATABASE_CONNECT_TIMEOUT},
+        connect_args={
+            "timeout": settings.DATABASE_CONNECT_TIMEOUT,
+            # Default limit for one statement, so a stuck query cannot hold a connection forever.
+            "command_timeout": settings.DATABASE_COMMAND_TIMEOUT,
+        },
     )
 
 

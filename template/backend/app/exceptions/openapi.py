@@ -1,0 +1,42 @@
+"""OpenAPI that documents the error envelope the handlers really send."""
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+
+from app.schemas.base import ErrorResponse
+
+_REF_PREFIX = "#/components/schemas/"
+_FASTAPI_422_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+
+def _use_envelope_for_validation_errors(schema: dict[str, Any]) -> None:
+    # FastAPI documents its own 422 body on every route with parameters; ours is
+    # the envelope (see handlers.validation_exception_handler).
+    components: dict[str, Any] = schema.setdefault("components", {}).setdefault("schemas", {})
+    envelope = ErrorResponse.model_json_schema(ref_template=_REF_PREFIX + "{model}")
+    for name, definition in envelope.pop("$defs", {}).items():
+        components.setdefault(name, definition)
+    components.setdefault(ErrorResponse.__name__, envelope)
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            response = operation.get("responses", {}).get("422")
+            if response is not None:
+                response["content"] = {"application/json": {"schema": {"$ref": _REF_PREFIX + ErrorResponse.__name__}}}
+    for name in _FASTAPI_422_SCHEMAS:
+        components.pop(name, None)
+
+
+def document_error_envelope(app: FastAPI) -> None:
+    generate: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            _use_envelope_for_validation_errors(schema)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    # FastAPI's documented way to extend the schema is to replace this method.
+    app.openapi = openapi  # type: ignore[method-assign]
