@@ -1,12 +1,8 @@
 """Rendering the template and driving the rendered service's own commands."""
 
-import functools
 import os
 import shutil
-import socket
 import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -37,38 +33,17 @@ def render(dst: Path, **answers: Any) -> Path:
 def run(command: list[str], cwd: Path, timeout: float = 900, env: dict[str, str] | None = None) -> str:
     """Runs a command; on failure, the assertion shows what it printed."""
     result = subprocess.run(
-        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        command,
+        cwd=cwd,
+        env=clean_env() if env is None else env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{' '.join(command)} in {cwd} exited {result.returncode}:\n{output[-6000:]}"
     return output
-
-
-@functools.cache
-def pypi_json_api_available() -> bool:
-    # Some package mirrors (this project's CI among them) serve only the simple index.
-    try:
-        with urllib.request.urlopen("https://pypi.org/pypi/pip/24.0/json", timeout=20) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def prepare_for_install(service: Path) -> None:
-    """Environment workaround, not part of the user's flow: poetry resolves through
-    PyPI's JSON API; where a mirror lacks it, point poetry at the simple index."""
-    if (service / "backend" / "poetry.toml").exists() and not pypi_json_api_available():
-        run(["poetry", "source", "add", "--priority=primary", "pypi-simple", "https://pypi.org/simple/"],
-            service / "backend")
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def tool(name: str) -> str:
@@ -79,5 +54,6 @@ def tool(name: str) -> str:
 
 def clean_env() -> dict[str, str]:
     # The rendered service must not see configuration from the shell running these tests.
-    drop = {"DATABASE_URL", "REDIS_URL", "VIRTUAL_ENV", "POETRY_ACTIVE"}
+    # (nox points VIRTUAL_ENV and UV_PROJECT_ENVIRONMENT at its own session environment.)
+    drop = {"DATABASE_URL", "REDIS_URL", "VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON", "POETRY_ACTIVE"}
     return {k: v for k, v in os.environ.items() if k not in drop}

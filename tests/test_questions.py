@@ -20,7 +20,11 @@ INVALID = [
     ("api_port", 80, "api_port 80 is out of range: use a port from 1024 to 65535"),
     ("api_port", 70000, "api_port 70000 is out of range"),
     ("cors_origins", "localhost:3000", 'not a valid origin: "localhost:3000"; each origin must look like'),
-    ("cors_origins", "http://a.example.com, https://b.example.com/app", 'not a valid origin: "https://b.example.com/app"'),
+    (
+        "cors_origins",
+        "http://a.example.com, https://b.example.com/app",
+        'not a valid origin: "https://b.example.com/app"',
+    ),
     ("cors_origins", "http://localhost:3000/", 'not a valid origin: "http://localhost:3000/"'),
     ("package_manager", "pip", "'pip' is not in ['poetry', 'uv']"),
 ]

@@ -82,8 +82,15 @@ def test_pyproject_follows_the_answers(rendered: tuple[Path, dict[str, Any]]) ->
     assert project["description"] == expected["description"]
     assert project["requires-python"] == f">={expected['python_version']}"
     deps = " ".join(project["dependencies"])
-    for dependency in ("fastapi", "uvicorn[standard]", "pydantic-settings", "sqlalchemy[asyncio]", "asyncpg",
-                       "redis", "python-json-logger"):
+    for dependency in (
+        "fastapi",
+        "uvicorn[standard]",
+        "pydantic-settings",
+        "sqlalchemy[asyncio]",
+        "asyncpg",
+        "redis",
+        "python-json-logger",
+    ):
         assert dependency in deps
     if expected["package_manager"] == "poetry":
         assert pyproject["tool"]["poetry"]["package-mode"] is False
@@ -137,8 +144,12 @@ print(json.dumps({
 def test_generated_app_reflects_the_answers(rendered: tuple[Path, dict[str, Any]], tooling_python: Path) -> None:
     service, expected = rendered
     result = subprocess.run(
-        [str(tooling_python), "-c", PROBE], cwd=service / "backend", env=clean_env(),
-        capture_output=True, text=True, check=False,
+        [str(tooling_python), "-c", PROBE],
+        cwd=service / "backend",
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     facts = json.loads(result.stdout.splitlines()[-1])
