@@ -9,6 +9,7 @@ import sys
 from contextvars import ContextVar
 from typing import Any
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 # Set by the request-ID middleware for the duration of a request.
@@ -17,6 +18,8 @@ request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 _HANDLER_NAME = "app-json"
 _FIELDS = ("levelname", "name", "module", "message")
 _RENAMED = {"levelname": "level", "name": "logger"}
+# uvicorn attaches an ANSI-coloured copy of some messages for its own console format.
+_SKIPPED = (*RESERVED_ATTRS, "color_message")
 
 
 class RequestIdFilter(logging.Filter):
@@ -30,7 +33,7 @@ class RequestIdFilter(logging.Filter):
 
 
 def json_formatter() -> JsonFormatter:
-    return JsonFormatter(_FIELDS, rename_fields=_RENAMED, timestamp=True)
+    return JsonFormatter(_FIELDS, rename_fields=_RENAMED, reserved_attrs=_SKIPPED, timestamp=True)
 
 
 def setup_logging(*, debug: bool = False, stream: Any = None) -> None:

@@ -63,11 +63,14 @@ def test_setup_is_idempotent(stream: io.StringIO) -> None:
 
 def test_uvicorn_loggers_use_the_json_handler_and_skip_their_access_line(stream: io.StringIO) -> None:
     setup_logging(stream=stream)
-    logging.getLogger("uvicorn.error").info("Started server process [%d]", 1)
+    logging.getLogger("uvicorn.error").info(
+        "Started server process [%d]", 1, extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"}
+    )
     assert not logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO)
     (record,) = parse_log_lines(stream.getvalue())
     assert record["message"] == "Started server process [1]"
     assert record["logger"] == "uvicorn.error"
+    assert "color_message" not in record
 
 
 def test_exception_traceback_stays_inside_one_json_line(stream: io.StringIO) -> None:
