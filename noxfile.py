@@ -7,6 +7,7 @@ Every session renders this working tree (uncommitted changes included) into scra
 space and drives the service through its own commands, as a user would.
 """
 
+import importlib.util
 import shutil
 import time
 import urllib.error
@@ -49,7 +50,7 @@ def render(session: nox.Session, destination: Path, answers: dict[str, Any]) -> 
 
 def scratch(session: nox.Session, name: str) -> Path:
     """An empty folder in the session's temporary space (left from a previous run: emptied)."""
-    path = Path(session.create_tmp()) / name
+    path = Path(session.create_tmp()).resolve() / name
     if path.exists():
         shutil.rmtree(path)
     return path
@@ -138,6 +139,171 @@ def boot(session: nox.Session) -> None:
     service = render(session, scratch(session, "boot"), {})
     python = install(session, service)
     session.run(str(python), str(CHECK), "boot", str(service), "--title", DEFAULT_TITLE, external=True, env=SERVICE_ENV)
+
+
+def release_versions() -> list[str]:
+    """Versions in CHANGELOG.md, newest first: the current release, then the previous ones."""
+    lines = (ROOT / "CHANGELOG.md").read_text().splitlines()
+    return [line.split()[1] for line in lines if line.startswith("## ")]
+
+
+def copy_tree(session: nox.Session, source: Path, destination: Path) -> None:
+    """The files git sees in SOURCE (tracked and untracked, not ignored), copied to DESTINATION."""
+    with session.chdir(source):
+        listing = session.run(
+            "git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", external=True, silent=True
+        )
+    assert isinstance(listing, str)
+    for name in filter(None, listing.split("\0")):
+        if (source / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / name, destination / name)
+
+
+def undo_moves(template: Path, version: str) -> None:
+    """Makes a copy of this tree look like the release before VERSION: moved files go back."""
+    spec = importlib.util.spec_from_file_location("migration", ROOT / "migrations" / "remove_moved_files.py")
+    assert spec and spec.loader
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    for old, new, _ in migration.MOVED.get(version, []):
+        old_path, new_path = template / "template" / old, template / "template" / new
+        old_path.parent.mkdir(parents=True, exist_ok=True)
+        new_path.rename(old_path)
+        old_module, new_module = (p.removeprefix("backend/").removesuffix(".py").replace("/", ".") for p in (old, new))
+        for source in (template / "template").rglob("*.py*"):
+            text = source.read_text()
+            if new_module in text:
+                source.write_text(text.replace(new_module, old_module))
+
+
+def git(session: nox.Session, *args: str) -> None:
+    session.run("git", *args, external=True, silent=True)
+
+
+def commit_all(session: nox.Session, message: str) -> None:
+    git(session, "add", "-A")
+    git(session, "commit", "-q", "--no-verify", "-m", message)
+
+
+USER_ROUTER = '''"""Items: added by the team after the service was generated."""
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/items", tags=["items"])
+
+
+@router.get("")
+async def list_items() -> list[str]:
+    return ["first"]
+'''
+USER_README = "This is our team's backend: read docs/onboarding.md first."
+
+
+def make_team_edits(session: nox.Session, service: Path, package_manager: str) -> None:
+    """What a team starting the next epic changes: a router, a setting, a dependency, the README."""
+    backend = service / "backend"
+    (backend / "app" / "api" / "v1" / "items.py").write_text(USER_ROUTER)
+    router = backend / "app" / "api" / "v1" / "router.py"
+    text = router.read_text().replace("from app.api.v1 import health\n", "from app.api.v1 import health, items\n")
+    router.write_text(text + "api_router.include_router(items.router)\n")
+    config = backend / "app" / "core" / "config.py"
+    marker = "    READINESS_TIMEOUT: float = Field(default=2.0, gt=0, le=30)\n"
+    config.write_text(
+        config.read_text().replace(marker, marker + "    ITEMS_PAGE_SIZE: int = Field(default=50, ge=1)\n")
+    )
+    readme = backend / "README.md"
+    paragraphs = readme.read_text().split("\n\n")
+    paragraphs[1] = USER_README
+    readme.write_text("\n\n".join(paragraphs))
+    with session.chdir(backend):
+        session.run(package_manager, "add", "orjson>=3.10", external=True, env=SERVICE_ENV)
+
+
+@nox.session
+@nox.parametrize("package_manager", list(ANSWERS), ids=list(ANSWERS))
+def update(session: nox.Session, package_manager: str) -> None:
+    """`copier update` from the previous release of a service a team has changed, for PACKAGE_MANAGER."""
+    session.install("copier", package_manager)
+    for name, value in (("NAME", "Update Check"), ("EMAIL", "update-check@example.com")):
+        for role in ("AUTHOR", "COMMITTER"):
+            session.env.setdefault(f"GIT_{role}_{name}", value)
+    current, previous = release_versions()[:2]
+    template = scratch(session, f"template-{package_manager}")
+    template.mkdir(parents=True)
+    tags = session.run("git", "tag", "--list", previous, external=True, silent=True)
+    if isinstance(tags, str) and tags.strip() == previous:
+        session.log(f"Previous release: tag {previous}")
+        archive = Path(session.create_tmp()) / "previous.tar"
+        git(session, "archive", "--format=tar", f"--output={archive}", previous)
+        shutil.unpack_archive(archive, template)
+    else:
+        session.log(f"No tag {previous} here: this tree with the moves of {current} undone stands in for it")
+        copy_tree(session, ROOT, template)
+        undo_moves(template, current)
+    with session.chdir(template):
+        git(session, "init", "-q")
+        commit_all(session, f"template {previous}")
+        git(session, "tag", previous)
+
+    # A team generates its service from the release, installs it and commits.
+    service = scratch(session, f"service-{package_manager}")
+    data = [f"--data={key}={value}" for key, value in ANSWERS[package_manager].items()]
+    session.run("copier", "copy", "--defaults", "--quiet", *data, str(template), str(service))
+    answers = (service / ".copier-answers.yml").read_text()
+    if f"_commit: {previous}\n" not in answers:
+        session.error(f"copier copy from tag {previous} recorded another _commit:\n{answers}")
+    install(session, service)
+    with session.chdir(service):
+        git(session, "init", "-q")
+        commit_all(session, f"generated from template {previous}")
+    make_team_edits(session, service, package_manager)
+    with session.chdir(service):
+        commit_all(session, "team changes")
+
+    # The template moves on to this tree; the team updates.
+    for child in template.iterdir():
+        if child.name != ".git":
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    copy_tree(session, ROOT, template)
+    with session.chdir(template):
+        commit_all(session, f"template {current}")
+        git(session, "tag", current)
+    with session.chdir(service):
+        # --trust: updating across 0.2.0 runs its migration (see CHANGELOG.md).
+        session.run("copier", "update", "--defaults", "--conflict=rej", "--trust", external=False)
+    check_update(session, service, current)
+    with session.chdir(service):
+        make(session, "install")
+        make(session, "lint")
+        make(session, "test")
+
+
+def check_update(session: nox.Session, service: Path, current: str) -> None:
+    files = [p for p in service.rglob("*") if p.is_file() and ".venv" not in p.parts and ".git" not in p.parts]
+    problems = [f"{p.relative_to(service)}: rejected hunks" for p in files if p.suffix == ".rej"]
+    problems += [
+        f"{p.relative_to(service)}: conflict markers"
+        for p in files
+        if p.suffix in {".py", ".md", ".toml", ".yml", ".example", ""} and "<<<<<<< " in p.read_text(errors="ignore")
+    ]
+    backend = service / "backend"
+    expectations = {
+        "the team's router module is kept": (backend / "app/api/v1/items.py").read_text() == USER_ROUTER,
+        "the team's router stays registered": "include_router(items.router)"
+        in (backend / "app/api/v1/router.py").read_text(),
+        "the team's setting is kept": "ITEMS_PAGE_SIZE" in (backend / "app/core/config.py").read_text(),
+        "the team's dependency is kept": "orjson" in (backend / "pyproject.toml").read_text(),
+        "the team's README paragraph is kept": USER_README in (backend / "README.md").read_text(),
+        "the moved module arrived": (backend / "app/core/openapi.py").is_file(),
+        "the migration removed the module's old copy": not (backend / "app/exceptions/openapi.py").exists(),
+        "main.py uses the module's new place": "from app.core.openapi import" in (backend / "app/main.py").read_text(),
+        f"the answers file records {current}": f"_commit: {current}\n" in (service / ".copier-answers.yml").read_text(),
+    }
+    problems += [what for what, ok in expectations.items() if not ok]
+    if problems:
+        session.error("copier update went wrong:\n  " + "\n  ".join(problems))
+    session.log("copier update: no conflicts; every team change kept; every template change arrived")
 
 
 @nox.session(default=False)

@@ -14,10 +14,10 @@ from app.api.v1.router import api_router
 from app.cache.client import create_redis
 from app.core.config import Settings, SettingsError, load_settings, mask_password
 from app.core.logging import setup_logging
+from app.core.openapi import document_error_envelope
 from app.core.readiness import check_readiness
 from app.db.session import create_engine, create_session_factory
 from app.exceptions.handlers import EXCEPTION_HANDLERS
-from app.exceptions.openapi import document_error_envelope
 from app.middleware.cors import add_cors_middleware
 from app.middleware.errors import UnhandledErrorMiddleware
 from app.middleware.request_id import RequestIDMiddleware
