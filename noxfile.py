@@ -212,6 +212,8 @@ def make_team_edits(session: nox.Session, service: Path, package_manager: str) -
     config.write_text(
         config.read_text().replace(marker, marker + "    ITEMS_PAGE_SIZE: int = Field(default=50, ge=1)\n")
     )
+    env_example = backend / ".env.example"
+    env_example.write_text(env_example.read_text() + "# Items per page of GET /api/v1/items.\n# ITEMS_PAGE_SIZE=50\n")
     readme = backend / "README.md"
     paragraphs = readme.read_text().split("\n\n")
     paragraphs[1] = USER_README
@@ -293,6 +295,7 @@ def check_update(session: nox.Session, service: Path, current: str) -> None:
         "the team's router stays registered": "include_router(items.router)"
         in (backend / "app/api/v1/router.py").read_text(),
         "the team's setting is kept": "ITEMS_PAGE_SIZE" in (backend / "app/core/config.py").read_text(),
+        "the team's setting stays documented": "ITEMS_PAGE_SIZE" in (backend / ".env.example").read_text(),
         "the team's dependency is kept": "orjson" in (backend / "pyproject.toml").read_text(),
         "the team's README paragraph is kept": USER_README in (backend / "README.md").read_text(),
         "the moved module arrived": (backend / "app/core/openapi.py").is_file(),
