@@ -225,24 +225,27 @@ def make_team_edits(session: nox.Session, service: Path, package_manager: str) -
 @nox.session
 @nox.parametrize("package_manager", list(ANSWERS), ids=list(ANSWERS))
 def update(session: nox.Session, package_manager: str) -> None:
-    """`copier update` from the previous release of a service a team has changed, for PACKAGE_MANAGER."""
+    """`copier update` from the first release of a service a team has changed, for PACKAGE_MANAGER."""
     session.install("copier", package_manager)
     for name, value in (("NAME", "Update Check"), ("EMAIL", "update-check@example.com")):
         for role in ("AUTHOR", "COMMITTER"):
             session.env.setdefault(f"GIT_{role}_{name}", value)
-    current, previous = release_versions()[:2]
+    # From the first release, so that every migration since runs.
+    versions = release_versions()
+    current, previous = versions[0], versions[-1]
     template = scratch(session, f"template-{package_manager}")
     template.mkdir(parents=True)
     tags = session.run("git", "tag", "--list", previous, external=True, silent=True)
     if isinstance(tags, str) and tags.strip() == previous:
-        session.log(f"Previous release: tag {previous}")
+        session.log(f"Release {previous}: its tag")
         archive = Path(session.create_tmp()) / "previous.tar"
         git(session, "archive", "--format=tar", f"--output={archive}", previous)
         shutil.unpack_archive(archive, template)
     else:
-        session.log(f"No tag {previous} here: this tree with the moves of {current} undone stands in for it")
+        session.log(f"No tag {previous} here: this tree with the later releases' moves undone stands in for it")
         copy_tree(session, ROOT, template)
-        undo_moves(template, current)
+        for version in versions[:-1]:
+            undo_moves(template, version)
     with session.chdir(template):
         git(session, "init", "-q")
         commit_all(session, f"template {previous}")
