@@ -255,8 +255,14 @@ def dev(service: Path, port: int, origin: str) -> None:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 raise CheckFailed("Ctrl-C: make dev did not stop within 30 s") from None
-            left = subprocess.run(["pgrep", "-f", str(service / "backend")], capture_output=True, text=True)
-            expect("Ctrl-C: uvicorn, PostgreSQL and Redis all stopped", left.stdout == "", left.stdout)
+
+            # make returns at once on Ctrl-C; what it started finishes shutting down after it.
+            def nothing_left() -> bool:
+                left = subprocess.run(["pgrep", "-f", str(service / "backend")], capture_output=True, text=True)
+                return left.stdout == ""
+
+            took = wait_for("Ctrl-C: uvicorn, PostgreSQL and Redis all stopped", nothing_left, 20, lambda: True)
+            print(f"  ok  Ctrl-C: uvicorn, PostgreSQL and Redis all stopped ({took:.2f} s after make returned)")
         except CheckFailed as failure:
             raise CheckFailed(f"{failure}\n--- make dev output ({log}) ---\n{tail(log)}") from None
 
