@@ -219,7 +219,7 @@ def make_team_edits(session: nox.Session, service: Path, package_manager: str) -
     paragraphs[1] = USER_README
     readme.write_text("\n\n".join(paragraphs))
     with session.chdir(backend):
-        session.run(package_manager, "add", "orjson>=3.10", external=True, env=SERVICE_ENV)
+        session.run(package_manager, "add", "tenacity>=9.0", external=True, env=SERVICE_ENV)
 
 
 @nox.session
@@ -299,7 +299,7 @@ def check_update(session: nox.Session, service: Path, current: str) -> None:
         in (backend / "app/api/v1/router.py").read_text(),
         "the team's setting is kept": "ITEMS_PAGE_SIZE" in (backend / "app/core/config.py").read_text(),
         "the team's setting stays documented": "ITEMS_PAGE_SIZE" in (backend / ".env.example").read_text(),
-        "the team's dependency is kept": "orjson" in (backend / "pyproject.toml").read_text(),
+        "the team's dependency is kept": "tenacity" in (backend / "pyproject.toml").read_text(),
         "the team's README paragraph is kept": USER_README in (backend / "README.md").read_text(),
         "the moved module arrived": (backend / "app/core/openapi.py").is_file(),
         "the migration removed the module's old copy": not (backend / "app/exceptions/openapi.py").exists(),
@@ -310,6 +310,28 @@ def check_update(session: nox.Session, service: Path, current: str) -> None:
     if problems:
         session.error("copier update went wrong:\n  " + "\n  ".join(problems))
     session.log("copier update: no conflicts; every team change kept; every template change arrived")
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Figures, not a test: the skeleton against bare FastAPI with uvicorn's access log, readiness, startup."""
+    session.install("copier", "poetry")
+    destination = scratch(session, "bench")
+    started = time.monotonic()
+    render(session, destination, {})
+    copier_seconds = time.monotonic() - started
+    python = install(session, destination)
+    session.run(
+        str(python),
+        str(ROOT / "harness" / "bench.py"),
+        str(destination),
+        f"--json={ROOT / 'benchmarks' / 'latest.json'}",
+        f"--markdown={ROOT / 'BENCHMARKS.md'}",
+        f"--copier-copy-seconds={copier_seconds:.3f}",
+        *session.posargs,
+        external=True,
+        env=SERVICE_ENV,
+    )
 
 
 @nox.session(default=False)

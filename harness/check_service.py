@@ -258,8 +258,9 @@ def dev(service: Path, port: int, origin: str) -> None:
 
             # make returns at once on Ctrl-C; what it started finishes shutting down after it.
             def nothing_left() -> bool:
+                # This checker runs on the service's Python, so its own command line matches too.
                 left = subprocess.run(["pgrep", "-f", str(service / "backend")], capture_output=True, text=True)
-                return left.stdout == ""
+                return not [pid for pid in left.stdout.split() if int(pid) != os.getpid()]
 
             took = wait_for("Ctrl-C: uvicorn, PostgreSQL and Redis all stopped", nothing_left, 20, lambda: True)
             print(f"  ok  Ctrl-C: uvicorn, PostgreSQL and Redis all stopped ({took:.2f} s after make returned)")

@@ -10,7 +10,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.orjson import OrjsonFormatter
 
 # Set by the request-ID middleware for the duration of a request.
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -32,8 +32,10 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def json_formatter() -> JsonFormatter:
-    return JsonFormatter(_FIELDS, rename_fields=_RENAMED, reserved_attrs=_SKIPPED, timestamp=True)
+def json_formatter() -> OrjsonFormatter:
+    # orjson halves the cost of serialising a record compared with the json module,
+    # which matters on the access line written for every request.
+    return OrjsonFormatter(_FIELDS, rename_fields=_RENAMED, reserved_attrs=_SKIPPED, timestamp=True)
 
 
 def setup_logging(*, debug: bool = False, stream: Any = None) -> None:

@@ -1,9 +1,10 @@
 """CORS, configured from settings."""
 
 from fastapi import FastAPI
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware import cors
 from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
 
 from app.core.config import Settings
 from app.exceptions.handlers import error_response
@@ -17,6 +18,20 @@ class CORSMiddleware(cors.CORSMiddleware):
     allow-* headers it would have granted; here a refused origin, method or header
     gets the JSON error envelope and no CORS headers at all.
     """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Most requests (server to server, health probes) carry no Origin: skip parsing
+        # headers for them, but still say that responses vary by Origin, for caches.
+        if scope["type"] == "http" and not any(name == b"origin" for name, _ in scope["headers"]):
+
+            async def send_with_vary(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    MutableHeaders(scope=message).add_vary_header("Origin")
+                await send(message)
+
+            await self.app(scope, receive, send_with_vary)
+            return
+        await super().__call__(scope, receive, send)
 
     def preflight_response(self, request_headers: Headers) -> Response:
         response = super().preflight_response(request_headers)

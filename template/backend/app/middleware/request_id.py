@@ -10,12 +10,12 @@ import re
 import time
 import uuid
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.logging import request_id_var
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_HEADER_NAME = REQUEST_ID_HEADER.lower().encode("ascii")
 
 # A client-supplied ID is reused only if it cannot smuggle anything into a header
 # or a log line: UUIDs and other short tokens pass, anything else is replaced.
@@ -26,7 +26,7 @@ access_logger = logging.getLogger("app.access")
 
 def _incoming_request_id(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
-        if name == b"x-request-id":
+        if name == _HEADER_NAME:
             try:
                 candidate = value.decode("ascii")
             except UnicodeDecodeError:
@@ -53,7 +53,8 @@ class RequestIDMiddleware:
             nonlocal status_code
             if message["type"] == "http.response.start":
                 status_code = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                # Appending the raw pair costs a fraction of MutableHeaders, on every response.
+                message["headers"] = [*message.get("headers", ()), (_HEADER_NAME, request_id.encode("ascii"))]
             await send(message)
 
         try:
