@@ -7,6 +7,7 @@ handler on stdout. It is safe to call more than once (tests build many apps).
 import logging
 import sys
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -16,10 +17,30 @@ from pythonjsonlogger.orjson import OrjsonFormatter
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 _HANDLER_NAME = "app-json"
-_FIELDS = ("levelname", "name", "module", "message")
-_RENAMED = {"levelname": "level", "name": "logger"}
-# uvicorn attaches an ANSI-coloured copy of some messages for its own console format.
-_SKIPPED = (*RESERVED_ATTRS, "color_message")
+# Record attributes that are not extra fields. uvicorn attaches an ANSI-coloured copy
+# of some messages for its own console format: not wanted either.
+_NOT_EXTRA = frozenset((*RESERVED_ATTRS, "message", "asctime", "color_message"))
+
+
+class JsonFormatter(OrjsonFormatter):
+    """python-json-logger's orjson formatter with a fixed set of fields.
+
+    ``timestamp`` (UTC, ISO 8601), ``level``, ``logger``, ``module``, ``message``,
+    then every ``extra`` field (``request_id`` among them) and ``exc_info``. Fixing
+    the fields lets ``add_fields`` skip the generic field lookups and renames, which
+    are most of the cost of the access line written for every request.
+    """
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+        log_data["timestamp"] = datetime.fromtimestamp(record.created, tz=UTC)
+        log_data["level"] = record.levelname
+        log_data["logger"] = record.name
+        log_data["module"] = record.module
+        log_data["message"] = record.message
+        for key, value in record.__dict__.items():
+            if key not in _NOT_EXTRA:
+                log_data[key] = value
+        log_data.update(message_dict)
 
 
 class RequestIdFilter(logging.Filter):
@@ -32,10 +53,8 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def json_formatter() -> OrjsonFormatter:
-    # orjson halves the cost of serialising a record compared with the json module,
-    # which matters on the access line written for every request.
-    return OrjsonFormatter(_FIELDS, rename_fields=_RENAMED, reserved_attrs=_SKIPPED, timestamp=True)
+def json_formatter() -> JsonFormatter:
+    return JsonFormatter()
 
 
 def setup_logging(*, debug: bool = False, stream: Any = None) -> None:
@@ -51,6 +70,8 @@ def setup_logging(*, debug: bool = False, stream: Any = None) -> None:
         old.close()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.INFO)
+    # No format here shows thread or process names: skip looking them up per record.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
 
     # uvicorn installs its own text handlers before it imports the app; hand its
     # records to the root handler instead so they come out as JSON too.
