@@ -267,6 +267,10 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()) + ".",
         "",
+        "Reproduce with `nox -s bench` (options after `--`: `--pairs`, `--seconds`, `--warmup`, `--connections`). "
+        "CPU µs per request is the steadier figure on a shared machine; requests per second and latency "
+        "move with whatever else runs.",
+        "",
     ]
     return "\n".join(lines)
 
