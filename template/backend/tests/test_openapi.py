@@ -3,6 +3,7 @@
 from typing import Any
 
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
 
 from app.core.config import Settings
 from app.main import create_app
@@ -75,3 +76,23 @@ def test_validation_errors_are_documented_with_the_envelope(settings: Settings) 
     with TestClient(app) as client:
         body = client.get("/items/x").json()
     assert ErrorResponse.model_validate(body).error.code == "validation_error"
+
+
+def test_unreadable_bodies_are_documented_with_the_envelope(settings: Settings) -> None:
+    app = create_app(settings)
+
+    class Item(BaseModel):
+        name: str
+
+    @app.post("/items")
+    async def create_item(item: Item) -> Item:
+        return item
+
+    spec = app.openapi()
+    content = spec["paths"]["/items"]["post"]["responses"]["400"]["content"]["application/json"]
+    assert resolve(spec, content["schema"]["$ref"])["title"] == "ErrorResponse"
+    with TestClient(app) as client:
+        # Not UTF-8: FastAPI cannot even decode it, and answers 400 (malformed JSON is a 422).
+        response = client.post("/items", content=b'{"name": "\xc3\x28"}', headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert ErrorResponse.model_validate(response.json()).error.code == "bad_request"

@@ -11,7 +11,7 @@ _REF_PREFIX = "#/components/schemas/"
 _FASTAPI_422_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
 
-def _use_envelope_for_validation_errors(schema: dict[str, Any]) -> None:
+def _use_envelope_for_framework_errors(schema: dict[str, Any]) -> None:
     # FastAPI documents its own 422 body on every route with parameters; ours is
     # the envelope (see handlers.validation_exception_handler).
     components: dict[str, Any] = schema.setdefault("components", {}).setdefault("schemas", {})
@@ -19,11 +19,16 @@ def _use_envelope_for_validation_errors(schema: dict[str, Any]) -> None:
     for name, definition in envelope.pop("$defs", {}).items():
         components.setdefault(name, definition)
     components.setdefault(ErrorResponse.__name__, envelope)
+    content = {"application/json": {"schema": {"$ref": _REF_PREFIX + ErrorResponse.__name__}}}
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
-            response = operation.get("responses", {}).get("422")
-            if response is not None:
-                response["content"] = {"application/json": {"schema": {"$ref": _REF_PREFIX + ErrorResponse.__name__}}}
+            responses = operation.setdefault("responses", {})
+            if "422" in responses:
+                responses["422"]["content"] = content
+            # FastAPI answers 400 by itself when it cannot read a request body at all
+            # (not UTF-8, for example), and does not document it.
+            if "requestBody" in operation and "400" not in responses:
+                responses["400"] = {"description": "Malformed request body", "content": content}
     for name in _FASTAPI_422_SCHEMAS:
         components.pop(name, None)
 
@@ -34,7 +39,7 @@ def document_error_envelope(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
-            _use_envelope_for_validation_errors(schema)
+            _use_envelope_for_framework_errors(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
