@@ -107,6 +107,8 @@ def test_database_url_forms_are_normalised_to_asyncpg(
         ("DATABASE_URL", "not a url"),
         ("DATABASE_URL", "mysql://u:" + SECRET + "@db/app"),
         ("DATABASE_URL", "postgresql://u:" + SECRET + "@db:notaport/app"),
+        # No "@host": the parser takes the password for a port.
+        ("DATABASE_URL", "postgresql://u:" + SECRET + "/app"),
         ("DATABASE_URL", "postgresql:///app"),
         ("REDIS_URL", "localhost:6379"),
         ("REDIS_URL", "redis://:" + SECRET + "@cache:99999999/0"),
