@@ -45,6 +45,9 @@ def test_invalid_answer_is_refused(question: str, answer: Any, message: str, tmp
         ("3D Render Farm", "3d-render-farm"),
         ("  Spaces   and -- Dashes  ", "spaces-and-dashes"),
         ("Café Ünïcode", "caf-n-code"),
+        # Longer than the 64 characters a slug may have: the whole words that fit.
+        (" ".join(["Very Long Project Name"] * 4), "very-long-project-name-very-long-project-name-very-long-project"),
+        ("X" * 70, "x" * 64),
     ],
 )
 def test_slug_default_is_derived_from_the_name(project_name: str, slug: str, tmp_path: Path) -> None:
