@@ -141,6 +141,53 @@ def boot(session: nox.Session) -> None:
     session.run(str(python), str(CHECK), "boot", str(service), "--title", DEFAULT_TITLE, external=True, env=SERVICE_ENV)
 
 
+# Names a user may well type (and a description too long for one line of code): each
+# render must pass the service's own ruff and build its app with the title "<name> API".
+UNUSUAL_ANSWERS: list[dict[str, str]] = [
+    {"project_name": "Café Ünïcode"},
+    {"project_name": "Spaced   Out  Service"},
+    {"project_name": "3D Render Farm"},
+    {
+        "project_name": " ".join(["Very Long Project Name"] * 4),
+        "description": 'Serves "rooms" and agents to C:\\clients, it\'s said. ' * 4,
+    },
+]
+# Run in a render's backend/: builds its app and compares the title and description with argv.
+NAME_PROBE = """
+import sys
+from app.core.config import Settings
+from app.main import create_app
+info = create_app(Settings(_env_file=".env.example")).openapi()["info"]
+if [info["title"], info["description"]] != sys.argv[1:]:
+    sys.exit(f"expected title and description {sys.argv[1:]!r}, got {[info['title'], info['description']]!r}")
+"""
+
+
+@nox.session
+def faults(session: nox.Session) -> None:
+    """Outages, hangs, SIGTERM under load, a soak, fuzzing, hostile requests and settings; unusual names."""
+    session.install("copier", "poetry", "schemathesis>=4,<5")  # faults.py uses the options of its 4.x CLI
+    service = render(session, scratch(session, "faults"), {})
+    python = install(session, service)
+    started = time.monotonic()
+    for index, answers in enumerate(UNUSUAL_ANSWERS):
+        # Installing each render would be slow: the default render's tools and packages stand in.
+        backend = render(session, scratch(session, f"name-{index}"), answers) / "backend"
+        name = answers["project_name"]
+        description = answers.get("description", f"Platform API of {name}.")
+        with session.chdir(backend):
+            session.run(str(python.parent / "ruff"), "check", "--quiet", ".", external=True)
+            session.run(str(python.parent / "ruff"), "format", "--check", "--quiet", ".", external=True)
+            session.run(str(python), "-c", NAME_PROBE, f"{name} API", description, external=True, env=SERVICE_ENV)
+        session.log(f"project_name {name!r}: rendered, ruff clean, app titled {name + ' API'!r}")
+    timed(session, "unusual names", started)
+    schemathesis = Path(session.bin) / "schemathesis"
+    faults_script = ROOT / "harness" / "faults.py"
+    # -u: a line as each check passes, not a block at the end of the soak.
+    command = [str(python), "-u", str(faults_script), str(service), f"--schemathesis={schemathesis}", *session.posargs]
+    session.run(*command, external=True, env=SERVICE_ENV)
+
+
 def release_versions() -> list[str]:
     """Versions in CHANGELOG.md, newest first: the current release, then the previous ones."""
     lines = (ROOT / "CHANGELOG.md").read_text().splitlines()
