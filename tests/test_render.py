@@ -112,7 +112,11 @@ def test_make_targets_use_the_chosen_package_manager(
 ) -> None:
     service, expected = rendered
     manager = expected["package_manager"]
-    install = "cd backend && poetry install" if manager == "poetry" else "cd backend && uv sync"
+    install = (
+        "cd backend && (poetry check --lock --quiet 2>/dev/null || poetry lock) && poetry install"
+        if manager == "poetry"
+        else "cd backend && uv sync"
+    )
     dry_run = run(["make", "-n", target], service)
     assert expected_command.format(manager=manager, manager_install=install, api_port=expected["api_port"]) in dry_run
 
