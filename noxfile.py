@@ -24,20 +24,22 @@ nox.options.error_on_external_run = True
 ROOT = Path(__file__).resolve().parent
 CHECK = ROOT / "harness" / "check_service.py"
 DEFAULT_TITLE = "Live Interactive Agent API"
+
+
+def _load(path: Path) -> Any:
+    """A module of this repository by path: nox runs without the tests' dependencies installed."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 # The uv case changes every other answer too; python_version stays 3.11, the only
 # Python on the machines this runs on (test_render.py lints the other versions).
 ANSWERS: dict[str, dict[str, Any]] = {
     "poetry": {},
-    "uv": {
-        "package_manager": "uv",
-        "project_name": "Café Ünïcode Agent",
-        "project_slug": "cafe-agent",
-        "description": 'Says "hi" & <more>',
-        "version": "2.0.0rc1",
-        "api_port": 8123,
-        "cors_origins": "https://app.example.com, http://localhost:5173",
-        "include_livekit": False,
-    },
+    "uv": {**_load(ROOT / "tests" / "answers.py").NON_DEFAULT_ANSWERS, "python_version": "3.11"},
 }
 
 
@@ -209,10 +211,7 @@ def copy_tree(session: nox.Session, source: Path, destination: Path) -> None:
 
 def undo_moves(template: Path, version: str) -> None:
     """Makes a copy of this tree look like the release before VERSION: moved files go back."""
-    spec = importlib.util.spec_from_file_location("migration", ROOT / "migrations" / "remove_moved_files.py")
-    assert spec and spec.loader
-    migration = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(migration)
+    migration = _load(ROOT / "migrations" / "remove_moved_files.py")
     for old, new, _ in migration.MOVED.get(version, []):
         old_path, new_path = template / "template" / old, template / "template" / new
         old_path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,19 +10,6 @@ import copier
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Every question with an answer that differs from its default, and unusual values.
-NON_DEFAULT_ANSWERS: dict[str, Any] = {
-    "project_name": "Café Ünïcode Agent",
-    "project_slug": "cafe-agent",
-    "description": 'Says "hi" & <more>',
-    "version": "2.0.0rc1",
-    "python_version": "3.12",
-    "api_port": 8123,
-    "cors_origins": "https://app.example.com, http://localhost:5173",
-    "package_manager": "uv",
-    "include_livekit": False,
-}
-
 
 def render(dst: Path, **answers: Any) -> Path:
     """Renders the working tree of this repository (uncommitted changes included)."""

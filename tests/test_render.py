@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import NON_DEFAULT_ANSWERS, clean_env, render, run
+from tests.answers import NON_DEFAULT_ANSWERS
+from tests.helpers import clean_env, render, run
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
