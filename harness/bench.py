@@ -16,19 +16,16 @@ import os
 import platform
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from check_service import env_from_example, request
+from check_service import env_from_example, process, request
 
 BARE_APP = '''"""Bare FastAPI: the same route, no middleware, uvicorn's default (text) access log."""
 
@@ -44,11 +41,10 @@ async def health() -> dict[str, str]:
 PATH = "/api/v1/health"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def servers_free_port() -> int:
+    from devtools.servers import free_port  # the service's own tooling; main() puts it on sys.path
+
+    return free_port()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -59,21 +55,6 @@ def cpu_seconds(pid: int) -> float:
 def rss_mib(pid: int) -> float:
     match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
     return round(int(match.group(1)) / 1024, 1) if match else float("nan")
-
-
-@contextmanager
-def server(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def first_200(base: str, proc: subprocess.Popen[bytes], within: float = 30) -> float:
@@ -152,8 +133,8 @@ def load(port: int, seconds: int, connections: int, tool: str) -> dict[str, floa
 def measure(
     name: str, command: list[str], cwd: Path, env: dict[str, str], log: Path, args: argparse.Namespace, tool: str
 ) -> dict[str, Any]:
-    port = free_port()
-    with server([*command, "--port", str(port)], cwd, env, log) as proc:
+    port = servers_free_port()
+    with process([*command, "--port", str(port)], cwd, env, log) as proc:
         boot = first_200(f"http://127.0.0.1:{port}", proc)
         rss_boot = rss_mib(proc.pid)
         load(port, args.warmup, args.connections, tool)
@@ -175,9 +156,9 @@ def readiness_figures(
     service_cmd: list[str], backend: Path, env: dict[str, str], log: Path, servers: dict[str, Any]
 ) -> dict[str, Any]:
     figures: dict[str, Any] = {}
-    port = free_port()
+    port = servers_free_port()
     base = f"http://127.0.0.1:{port}"
-    with server([*service_cmd, "--port", str(port)], backend, env, log) as proc:
+    with process([*service_cmd, "--port", str(port)], backend, env, log) as proc:
         first_200(base, proc)
         samples = []
         for _ in range(300):
@@ -199,8 +180,8 @@ def readiness_figures(
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
         hang_env = {**env, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/postgres"}
-        port = free_port()
-        with server([*service_cmd, "--port", str(port)], backend, hang_env, log) as proc:
+        port = servers_free_port()
+        with process([*service_cmd, "--port", str(port)], backend, hang_env, log) as proc:
             first_200(f"http://127.0.0.1:{port}", proc)
             started = time.perf_counter()
             status = request(f"http://127.0.0.1:{port}/api/v1/health/ready").status
