@@ -1,6 +1,7 @@
 """Task 4.3: the factory, and a lifespan that opens, logs and closes both clients."""
 
 import asyncio
+import gc
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -8,11 +9,12 @@ from typing import Any
 import asyncpg
 import pytest
 from fastapi import FastAPI
+from opentelemetry import trace
 from fastapi.testclient import TestClient
 from redis.asyncio import Redis
 
 from app.core.config import Settings
-from app.main import create_app
+from app.main import GC_THRESHOLD, create_app
 from tests.conftest import Servers
 
 
@@ -105,3 +107,40 @@ def test_docs_can_be_turned_off(enabled: bool, make_settings: Callable[..., Sett
     with TestClient(create_app(make_settings(DOCS_ENABLED=enabled))) as client:
         for path in ("/docs", "/redoc", "/openapi.json"):
             assert client.get(path).status_code == (200 if enabled else 404)
+
+
+def test_serving_raises_the_gc_threshold_and_shutdown_restores_it(settings: Settings) -> None:
+    before = gc.get_threshold()
+    with TestClient(create_app(settings)):
+        assert gc.get_threshold() == (GC_THRESHOLD, *before[1:])
+    assert gc.get_threshold() == before
+
+
+def test_api_routes_are_matched_before_the_docs_pages(settings: Settings) -> None:
+    app = create_app(settings)
+    last = {getattr(route, "path", None) for route in app.routes[-4:]}
+    assert last == {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    with TestClient(app) as client:
+        assert client.get("/api/v1/health").status_code == 200
+        assert client.get("/docs").status_code == 200
+
+
+class RecordingTracerProvider(trace.TracerProvider):
+    def __init__(self) -> None:
+        self.tracers_given = 0
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+        self.tracers_given += 1
+        return trace.NoOpTracer()
+
+
+def test_fastapi_telemetry_follows_the_setting(make_settings: Callable[..., Settings]) -> None:
+    provider = RecordingTracerProvider()
+    trace.set_tracer_provider(provider)  # once per process; no other test sets one
+    assert trace.get_tracer_provider() is provider
+    with TestClient(create_app(make_settings())) as client:
+        assert client.get("/api/v1/health").status_code == 200
+    assert provider.tracers_given == 0  # off by default: FastAPI does not look
+    with TestClient(create_app(make_settings(TELEMETRY_ENABLED=True))) as client:
+        assert client.get("/api/v1/health").status_code == 200
+    assert provider.tracers_given > 0

@@ -72,6 +72,8 @@ def setup_logging(*, debug: bool = False, stream: Any = None) -> None:
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     # No format here shows thread or process names: skip looking them up per record.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    if sys.version_info >= (3, 12):
+        logging.logAsyncioTasks = False
 
     # uvicorn installs its own text handlers before it imports the app; hand its
     # records to the root handler instead so they come out as JSON too.
@@ -81,5 +83,8 @@ def setup_logging(*, debug: bool = False, stream: Any = None) -> None:
         uvicorn_logger.propagate = True
         uvicorn_logger.setLevel(logging.NOTSET)
     # The request-ID middleware writes the access line (with the request ID and
-    # duration); above INFO, uvicorn skips building its own text line entirely.
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # duration). With no handler reachable from its logger, uvicorn does not even
+    # build its own text line.
+    access = logging.getLogger("uvicorn.access")
+    access.propagate = False
+    access.disabled = True

@@ -66,6 +66,8 @@ def test_uvicorn_loggers_use_the_json_handler_and_skip_their_access_line(stream:
     logging.getLogger("uvicorn.error").info(
         "Started server process [%d]", 1, extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"}
     )
+    # No handler reachable from its access logger: uvicorn does not build its text line.
+    assert not logging.getLogger("uvicorn.access").hasHandlers()
     assert not logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO)
     (record,) = parse_log_lines(stream.getvalue())
     assert record["message"] == "Started server process [1]"

@@ -1,5 +1,7 @@
 """Task 4.5: every response carries X-Request-ID; only well-formed incoming IDs are reused."""
 
+import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from app.core.config import Settings
 from app.main import create_app
+from app.middleware.request_id import AccessRecord
 
 
 @pytest.fixture
@@ -52,9 +55,26 @@ def test_validation_error_response_has_a_request_id(settings: Settings) -> None:
     assert uuid.UUID(response.headers["X-Request-ID"])
 
 
-def test_ids_are_unique_per_request(client: TestClient) -> None:
+def test_ids_are_unique_random_uuids(client: TestClient) -> None:
     ids = {client.get("/api/v1/health").headers["X-Request-ID"] for _ in range(20)}
     assert len(ids) == 20
+    for request_id in ids:
+        parsed = uuid.UUID(request_id)
+        assert str(parsed) == request_id
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_the_access_record_is_a_complete_log_record() -> None:
+    record = AccessRecord("GET", "/api/v1/health", 200, 1.23456)
+    ordinary = logging.LogRecord("app.access", logging.INFO, __file__, 1, "%s %s %d", (), None)
+    assert set(ordinary.__dict__) <= set(record.__dict__)
+    assert (record.levelname, record.levelno, record.name) == ("INFO", logging.INFO, "app.access")
+    assert record.getMessage() == "GET /api/v1/health 200"
+    assert (record.method, record.path, record.status, record.duration_ms) == ("GET", "/api/v1/health", 200, 1.235)
+    assert abs(record.created - time.time()) < 5
+    # Any handler's formatter can use it, as with a record from Logger.info.
+    text = logging.Formatter("%(asctime)s %(module)s %(funcName)s %(message)s").format(record)
+    assert text.endswith(" request_id __call__ GET /api/v1/health 200")
 
 
 @pytest.mark.parametrize("incoming", [str(uuid.uuid4()), "req-42", "trace.abc_DEF-1", "a" * 64])
