@@ -9,8 +9,8 @@ from typing import Any
 import asyncpg
 import pytest
 from fastapi import FastAPI
-from opentelemetry import trace
 from fastapi.testclient import TestClient
+from opentelemetry import trace
 from redis.asyncio import Redis
 
 from app.core.config import Settings
