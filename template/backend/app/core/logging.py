@@ -72,8 +72,8 @@ def setup_logging(*, debug: bool = False, stream: Any = None) -> None:
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     # No format here shows thread or process names: skip looking them up per record.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
-    if sys.version_info >= (3, 12):
-        logging.logAsyncioTasks = False
+    # Nor asyncio task names (Python 3.12+; on 3.11 records have none, this does nothing).
+    logging.logAsyncioTasks = False  # type: ignore[attr-defined, unused-ignore]
 
     # uvicorn installs its own text handlers before it imports the app; hand its
     # records to the root handler instead so they come out as JSON too.
