@@ -50,7 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     # Each request allocates and frees many small objects; with the collector's default
     # first threshold (700) that means a collection every few requests. A higher one
-    # cuts that work by several µs a request (see BENCHMARKS.md); restored on shutdown.
+    # cuts that work by several µs a request (the template's BENCHMARKS.md); restored on shutdown.
     thresholds = gc.get_threshold()
     gc.set_threshold(GC_THRESHOLD, *thresholds[1:])
     try:
@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     docs_routes = list(app.routes)  # FastAPI's: /openapi.json, /docs and /redoc
     app.include_router(api_router, prefix=settings.API_V1_PREFIX)
     # A request's route is looked up in order, and the API is asked for far more often
-    # than the docs pages: match it first (about 3 µs a request, BENCHMARKS.md).
+    # than the docs pages: match it first (about 3 µs a request, the template's BENCHMARKS.md).
     app.router.routes[:] = [*(route for route in app.routes if route not in docs_routes), *docs_routes]
     document_error_envelope(app)
 

@@ -33,7 +33,7 @@ class AccessRecord(logging.LogRecord):
     module and level names for every record. For the access line all of that is the
     same every time, so it is computed once; each record sets only its time, thread and
     process (as ``logging``'s switches say; ``taskName`` stays unset), arguments and fields.
-    Together that is a few µs of every request (see BENCHMARKS.md).
+    Together that is a few µs of every request (the template's BENCHMARKS.md).
     """
 
     _call_site = logging.LogRecord(
