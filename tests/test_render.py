@@ -114,7 +114,7 @@ def test_make_targets_use_the_chosen_package_manager(
     service, expected = rendered
     manager = expected["package_manager"]
     install = (
-        "cd backend && (poetry check --lock --quiet 2>/dev/null || poetry lock) && poetry install"
+        "cd backend && (poetry check --lock --quiet 2>/dev/null || poetry lock) && poetry install --compile"
         if manager == "poetry"
         else "cd backend && uv sync"
     )

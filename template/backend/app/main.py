@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     docs_routes = list(app.routes)  # FastAPI's: /openapi.json, /docs and /redoc
-    app.include_router(api_router, prefix=settings.API_V1_PREFIX)
+    api_router.include_in(app, prefix=settings.API_V1_PREFIX)
     # A request's route is looked up in order, and the API is asked for far more often
     # than the docs pages: match it first (about 3 µs a request, the template's BENCHMARKS.md).
     app.router.routes[:] = [*(route for route in app.routes if route not in docs_routes), *docs_routes]
