@@ -97,11 +97,12 @@ def test_a_route_left_out_of_the_schema_by_either_stays_out() -> None:
 
 
 def test_the_app_includes_every_v1_router_one_level_deep(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Two routers, so that one router wrapping them would show in the count.
+    # At least two routers, so that one router wrapping them would show in the count.
     monkeypatch.setattr(api_router, "routers", [*api_router.routers, (widgets_router(), "", {})])
     bare = FastAPI()
     app = create_app(settings)
-    assert len(app.routes) - len(bare.routes) == len(api_router.routers) == 2
+    assert len(api_router.routers) >= 2
+    assert len(app.routes) - len(bare.routes) == len(api_router.routers)
     with TestClient(app) as client:
         assert client.get(settings.API_V1_PREFIX + "/health").status_code == 200
         assert client.get(settings.API_V1_PREFIX + "/widgets/5").json() == {"widget_id": 5}
