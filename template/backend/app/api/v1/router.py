@@ -24,12 +24,12 @@ class RouterGroup:
     """
 
     def __init__(self, *, prefix: str = "", **options: Any) -> None:
-        self.prefix = prefix
+        self.prefix = _checked(prefix)
         self.options = options
         self.routers: list[tuple[APIRouter, str, dict[str, Any]]] = []
 
     def include_router(self, router: APIRouter, *, prefix: str = "", **options: Any) -> None:
-        self.routers.append((router, prefix, options))
+        self.routers.append((router, _checked(prefix), options))
 
     def include_in(self, app: FastAPI, prefix: str = "") -> None:
         """Includes every registered router in APP, under PREFIX and the group's prefix."""
@@ -49,6 +49,14 @@ class RouterGroup:
             elif key == "include_in_schema":
                 combined[key] = bool(group[key] and options[key])
         return combined
+
+
+def _checked(prefix: str) -> str:
+    # APIRouter.include_router's rules, here at registration: the prefixes are joined
+    # later, where "items" would silently make "/api/v1items".
+    if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+        raise ValueError(f"A router prefix must start with '/' and not end with '/', not {prefix!r}")
+    return prefix
 
 
 api_router = RouterGroup(

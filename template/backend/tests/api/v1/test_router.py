@@ -96,6 +96,14 @@ def test_a_route_left_out_of_the_schema_by_either_stays_out() -> None:
         assert "/widgets/{widget_id}" not in app.openapi().get("paths", {})
 
 
+@pytest.mark.parametrize("prefix", ["items", "/items/", "/"])
+def test_a_malformed_prefix_is_refused_when_registered(prefix: str) -> None:
+    with pytest.raises(ValueError, match="must start with '/' and not end with '/'"):
+        RouterGroup().include_router(widgets_router(), prefix=prefix)
+    with pytest.raises(ValueError, match="must start with '/' and not end with '/'"):
+        RouterGroup(prefix=prefix)
+
+
 def test_the_app_includes_every_v1_router_one_level_deep(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     # At least two routers, so that one router wrapping them would show in the count.
     monkeypatch.setattr(api_router, "routers", [*api_router.routers, (widgets_router(), "", {})])
