@@ -310,7 +310,7 @@ def update(session: nox.Session, package_manager: str) -> None:
         git(session, "archive", "--format=tar", f"--output={archive}", release)
         shutil.unpack_archive(archive, template)
     else:
-        session.log(f"No tag {previous} here: this tree with the later releases' moves undone stands in for it")
+        session.log(f"No tag or commit of {previous} here: this tree with the later releases' moves undone stands in")
         copy_tree(session, ROOT, template)
         for version in versions[:-1]:
             undo_moves(template, version)
