@@ -179,7 +179,7 @@ def boot(service: Path, title: str, bound: float) -> None:
                     )
                     expect(
                         f"{server.name} stopped: answered within READINESS_TIMEOUT={bound} s ({elapsed:.3f} s)",
-                        elapsed <= bound + 0.5,
+                        elapsed <= bound,
                         f"{elapsed:.3f} s",
                     )
                     server.start()
