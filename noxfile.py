@@ -67,10 +67,10 @@ def pypi_json_api_available() -> bool:
         return False
 
 
-def install(session: nox.Session, service: Path, *, release: str = "") -> Path:
+def install(session: nox.Session, service: Path, *, compiles_bytecode: bool = True) -> Path:
     """`make install`, as the rendered README says; returns the service's Python.
 
-    A service from an earlier RELEASE is not checked for compiled bytecode (0.4.0 added it).
+    Releases before 0.4.0 did not compile bytecode at install: pass COMPILES_BYTECODE=False.
     """
     backend = service / "backend"
     if (backend / "poetry.toml").exists() and not pypi_json_api_available():
@@ -84,7 +84,7 @@ def install(session: nox.Session, service: Path, *, release: str = "") -> Path:
     # Nothing has imported FastAPI yet, so its bytecode is there only if the install
     # compiled it (the service's start-up figure in BENCHMARKS.md depends on it).
     compiled = (backend / ".venv").glob("lib/python3*/site-packages/fastapi/__pycache__/applications.*.pyc")
-    if not release and not any(compiled):
+    if compiles_bytecode and not any(compiled):
         session.error("make install did not compile the dependencies' bytecode")
     return backend / ".venv" / "bin" / "python"
 
@@ -218,13 +218,9 @@ def copy_tree(session: nox.Session, source: Path, destination: Path) -> None:
             shutil.copy2(source / name, destination / name)
 
 
-# Where a clone has no tags (some CI checkouts fetch none): the commit each release's
-# tag points at, as long as the history holds it.
-RELEASE_COMMITS = {
-    "0.1.0": "969cda627247098ccf5df2c8ce73b34f78285bc4",
-    "0.2.0": "7272551853850cd61d3c9a38eae63811d2ef973e",
-    "0.3.0": "c07a090b7dc1ff444a310430cfed20de7e21f70a",
-}
+# Where a clone has no tags (some CI checkouts fetch none): the commit the first
+# release's tag points at (the update session starts there), if the history holds it.
+RELEASE_COMMITS = {"0.1.0": "969cda627247098ccf5df2c8ce73b34f78285bc4"}
 
 
 def undo_moves(template: Path, version: str) -> None:
@@ -326,7 +322,7 @@ def update(session: nox.Session, package_manager: str) -> None:
     answers = (service / ".copier-answers.yml").read_text()
     if f"_commit: {previous}\n" not in answers:
         session.error(f"copier copy from tag {previous} recorded another _commit:\n{answers}")
-    install(session, service, release=previous)
+    install(session, service, compiles_bytecode=False)  # the first release
     with session.chdir(service):
         git(session, "init", "-q")
         commit_all(session, f"generated from template {previous}")

@@ -15,8 +15,8 @@ def test_each_check_stops_before_the_timeout_to_leave_time_to_answer(
 ) -> None:
     bounds: list[float] = []
 
-    async def answers(check: Awaitable[None], seconds: float) -> bool:
-        bounds.append(seconds)
+    async def answers(check: Awaitable[None], within: float) -> bool:
+        bounds.append(within)
         await check
         return True
 

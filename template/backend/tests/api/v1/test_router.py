@@ -3,7 +3,7 @@
 from typing import Any
 
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.testclient import TestClient
 
 from app.api.v1.router import RouterGroup, api_router
@@ -13,11 +13,11 @@ from app.main import create_app
 calls: list[str] = []
 
 
-def group_dependency(request: Request) -> None:
+def group_dependency() -> None:
     calls.append("group")
 
 
-def router_dependency(request: Request) -> None:
+def router_dependency() -> None:
     calls.append("router")
 
 
