@@ -1,8 +1,6 @@
 """Redis client (redis-py asyncio) and its dependency."""
 
-from typing import Annotated
-
-from fastapi import Depends, Request
+from fastapi import Request
 from redis.asyncio import Redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
@@ -30,6 +28,3 @@ async def ping_redis(client: Redis) -> None:
 def get_redis(request: Request) -> Redis:
     client: Redis = request.app.state.redis
     return client
-
-
-RedisClient = Annotated[Redis, Depends(get_redis)]
