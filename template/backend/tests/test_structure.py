@@ -21,6 +21,7 @@ def test_layers_import_without_reading_settings_or_configuring_logging() -> None
     # app.main included, must neither fail nor configure logging.
     modules = [
         "app.api",
+        "app.api.deps",
         "app.api.v1",
         "app.api.v1.router",
         "app.core",
