@@ -1,9 +1,10 @@
 """A fresh render uses public APIs on its request path and carries no build history.
 
-What a team owns for years must not lean on library internals (a hand-built
-``LogRecord``, edits of a router's route list, garbage-collector calls, a custom
-router class, an app built by a module ``__getattr__``), nor mention how the template
-was built (task numbers, the seed, benchmark figures, this repository's BENCHMARKS.md).
+What a team owns for years must not lean on library internals or change process-wide
+state (a hand-built ``LogRecord``, edits of a router's route list, garbage-collector
+calls, logging's ``logThreads``-style switches, a custom router class, an app built by
+a module ``__getattr__``), nor mention how the template was built (task numbers, the
+seed, benchmark figures, this repository's BENCHMARKS.md).
 """
 
 import ast
@@ -21,6 +22,7 @@ VARIANTS: dict[str, dict[str, Any]] = {"defaults": {}, "everything-changed": NON
 # Build history: the task breakdown the skeleton was written from, and benchmark figures.
 HISTORY = re.compile(r"Task \d|Tasks \d|task breakdown|\bseed|µs|BENCHMARKS", re.IGNORECASE)
 MUTATING_METHODS = {"append", "extend", "insert", "remove", "pop", "clear", "sort", "reverse"}
+LOGGING_SWITCHES = {"logThreads", "logProcesses", "logMultiprocessing", "logAsyncioTasks"}
 
 
 def _dotted(node: ast.expr) -> str:
@@ -56,6 +58,10 @@ def construct_problems(path: Path, relative: str) -> list[str]:
             problems.append(f"{where}: imports from gc; the app leaves the garbage collector alone")
         elif _edits_routes(node):
             problems.append(f"{where}: edits a router's routes list; register routes with include_router")
+        elif isinstance(node, ast.Assign) and any(
+            _dotted(target) in {f"logging.{name}" for name in LOGGING_SWITCHES} for target in node.targets
+        ):
+            problems.append(f"{where}: sets logging's process-wide switches; configure handlers instead")
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name == "__getattr__":
             problems.append(f"{relative}:{node.lineno}: a module __getattr__; servers call the factory (--factory)")
@@ -65,7 +71,8 @@ def construct_problems(path: Path, relative: str) -> list[str]:
 def problems_in(service: Path) -> list[str]:
     """Every item-1 construct and every piece of build history in the render at SERVICE."""
     problems = []
-    for path in sorted(p for p in service.rglob("*") if p.is_file() and ".git" not in p.parts):
+    files = [p for p in service.rglob("*") if p.is_file() and not {".git", ".venv"} & set(p.parts)]
+    for path in sorted(files):
         relative = str(path.relative_to(service))
         text = path.read_text(encoding="utf-8")
         for number, line in enumerate(text.splitlines(), start=1):
