@@ -378,6 +378,21 @@ def check_update(session: nox.Session, service: Path, current: str) -> None:
     session.log("copier update: no conflicts; every team change kept; every template change arrived")
 
 
+@nox.session
+def lowest_direct(session: nox.Session) -> None:
+    """Render with uv, install the lowest versions pyproject.toml allows, run the service's lint and tests."""
+    session.install("copier", "uv")
+    service = render(session, scratch(session, "lowest-direct"), ANSWERS["uv"])
+    # uv reads UV_RESOLUTION in every command: `uv run` in the Makefile's targets keeps
+    # the lowest versions instead of resolving the highest again.
+    env = {**SERVICE_ENV, "UV_RESOLUTION": "lowest-direct"}
+    with session.chdir(service / "backend"):
+        session.run("uv", "sync", "--resolution", "lowest-direct", env=env)
+        session.run("uv", "tree", "--depth", "1", env=env)  # the versions under test, for the log
+    with session.chdir(service):
+        session.run("make", "lint", "test", external=True, env=env)
+
+
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Figures, not a test: the skeleton against bare FastAPI with uvicorn's access log, readiness, startup."""

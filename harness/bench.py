@@ -315,7 +315,7 @@ def main() -> int:
     with running_servers() as (postgres, redis):
         env = env_from_example(backend)
         env.update(DATABASE_URL=postgres.url, REDIS_URL=redis.url)
-        skeleton_cmd = [uvicorn, "app.main:app", "--host", "127.0.0.1"]
+        skeleton_cmd = [uvicorn, "--factory", "app.main:create_app", "--host", "127.0.0.1"]
         bare_cmd = [uvicorn, "bare_app:app", "--host", "127.0.0.1"]
         bare_env = {**env, "PYTHONPATH": str(bare_dir)}
         pairs = []

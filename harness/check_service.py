@@ -114,7 +114,8 @@ def boot(service: Path, title: str, bound: float) -> None:
         base = f"http://127.0.0.1:{port}"
         command = [
             str(backend / ".venv" / "bin" / "uvicorn"),
-            "app.main:app",
+            "--factory",
+            "app.main:create_app",
             "--host",
             "127.0.0.1",
             "--port",

@@ -106,12 +106,12 @@ class Context:
     env: dict[str, str]  # .env.example with the servers' URLs
     bound: float  # READINESS_TIMEOUT
 
-    def command(self, port: int, app: str = "app.main:app") -> list[str]:
+    def command(self, port: int, app: str = "app.main:create_app") -> list[str]:
         uvicorn = self.backend / ".venv" / "bin" / "uvicorn"
         return [str(uvicorn), app, "--host", "127.0.0.1", "--port", str(port)]
 
     @contextmanager
-    def serve(self, name: str, app: str = "app.main:app", **overrides: str) -> Iterator[Service]:
+    def serve(self, name: str, app: str = "app.main:create_app", **overrides: str) -> Iterator[Service]:
         """The service started as `make api` does (no reload), ENV overridden; failures show its log."""
         from devtools.servers import free_port  # the service's own dev tooling
 

@@ -104,7 +104,11 @@ def test_pyproject_follows_the_answers(rendered: tuple[Path, dict[str, Any]]) ->
     ("target", "expected_command"),
     [
         ("install", "{manager_install}"),
-        ("api", "cd backend && {manager} run uvicorn app.main:app --reload --reload-dir app --port {api_port}"),
+        (
+            "api",
+            "cd backend && {manager} run uvicorn --factory app.main:create_app"
+            " --reload --reload-dir app --port {api_port} --no-access-log",
+        ),
         ("test", "cd backend && {manager} run pytest"),
     ],
 )

@@ -1,10 +1,9 @@
 """Application factory and lifespan.
 
-``uvicorn app.main:app`` serves ``app``, built from the environment on first use;
-tests call ``create_app(settings)`` with settings of their own.
+Servers build the app with ``uvicorn --factory app.main:create_app`` (settings from
+the environment); tests call ``create_app(settings)`` with settings of their own.
 """
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,8 +23,6 @@ from app.middleware.errors import UnhandledErrorMiddleware
 from app.middleware.request_id import RequestIDMiddleware
 
 logger = logging.getLogger(__name__)
-
-GC_THRESHOLD = 10_000
 
 
 @asynccontextmanager
@@ -48,15 +45,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         else:
             logger.warning("%s is unreachable at startup; readiness reports 503 until it answers", name)
 
-    # Each request allocates and frees many small objects; with the collector's default
-    # first threshold (700) that means a collection every few requests. A higher one
-    # cuts that work by several µs a request (the template's BENCHMARKS.md); restored on shutdown.
-    thresholds = gc.get_threshold()
-    gc.set_threshold(GC_THRESHOLD, *thresholds[1:])
     try:
         yield
     finally:
-        gc.set_threshold(*thresholds)
         await engine.dispose()
         logger.info("Database engine disposed")
         await redis.aclose()
@@ -64,7 +55,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or load_settings()
+    """The app, configured by SETTINGS or else by the environment and ``backend/.env``."""
+    if settings is None:
+        try:
+            settings = load_settings()
+        except SettingsError as exc:
+            # Under a server: one readable message and exit status 1, not a traceback.
+            raise SystemExit(f"error: {exc}") from None
     setup_logging(debug=settings.DEBUG)
 
     app = FastAPI(
@@ -79,11 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.settings = settings
-    docs_routes = list(app.routes)  # FastAPI's: /openapi.json, /docs and /redoc
-    api_router.include_in(app, prefix=settings.API_V1_PREFIX)
-    # A request's route is looked up in order, and the API is asked for far more often
-    # than the docs pages: match it first (about 3 µs a request, the template's BENCHMARKS.md).
-    app.router.routes[:] = [*(route for route in app.routes if route not in docs_routes), *docs_routes]
+    app.include_router(api_router, prefix=settings.API_V1_PREFIX)
     document_error_envelope(app)
 
     # The last added runs first. The request-ID middleware wraps everything, so
@@ -92,18 +85,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_cors_middleware(app, settings)
     app.add_middleware(RequestIDMiddleware)
     return app
-
-
-def __getattr__(name: str) -> FastAPI:
-    # `uvicorn app.main:app` looks up `app`, and it is built then, on first use:
-    # importing this module (tests, tools, scripts) reads no settings and
-    # configures nothing.
-    if name != "app":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    try:
-        application = create_app()
-    except SettingsError as exc:
-        # One readable message and exit status 1, not a traceback from the import.
-        raise SystemExit(f"error: {exc}") from None
-    globals()["app"] = application
-    return application

@@ -1,7 +1,6 @@
-"""Task 4.3: the factory, and a lifespan that opens, logs and closes both clients."""
+"""The factory, and a lifespan that opens, logs and closes both clients."""
 
 import asyncio
-import gc
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -14,7 +13,7 @@ from opentelemetry import trace
 from redis.asyncio import Redis
 
 from app.core.config import Settings
-from app.main import GC_THRESHOLD, create_app
+from app.main import create_app
 from tests.conftest import Servers
 
 
@@ -107,22 +106,6 @@ def test_docs_can_be_turned_off(enabled: bool, make_settings: Callable[..., Sett
     with TestClient(create_app(make_settings(DOCS_ENABLED=enabled))) as client:
         for path in ("/docs", "/redoc", "/openapi.json"):
             assert client.get(path).status_code == (200 if enabled else 404)
-
-
-def test_serving_raises_the_gc_threshold_and_shutdown_restores_it(settings: Settings) -> None:
-    before = gc.get_threshold()
-    with TestClient(create_app(settings)):
-        assert gc.get_threshold() == (GC_THRESHOLD, *before[1:])
-    assert gc.get_threshold() == before
-
-
-def test_api_routes_are_matched_before_the_docs_pages(settings: Settings) -> None:
-    app = create_app(settings)
-    last = {getattr(route, "path", None) for route in app.routes[-4:]}
-    assert last == {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
-    with TestClient(app) as client:
-        assert client.get("/api/v1/health").status_code == 200
-        assert client.get("/docs").status_code == 200
 
 
 class RecordingTracerProvider(trace.TracerProvider):

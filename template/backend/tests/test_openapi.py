@@ -1,4 +1,4 @@
-"""Tasks 4.8 and 4.9: documented schemas and the documentation pages."""
+"""Documented schemas and the documentation pages."""
 
 from typing import Any
 

@@ -1,4 +1,4 @@
-"""Tasks 4.3, 4.6 and 4.10 with a real server process, started as a user starts it."""
+"""The app served by a real uvicorn process, started as a user starts it."""
 
 import json
 import os
@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx2
@@ -82,15 +82,33 @@ class Server:
         return records
 
 
+# How every server builds the app: the factory, called once the server starts.
+UVICORN = [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app"]
+
+
 @pytest.fixture
-def uvicorn_server(servers: Servers, tmp_path: Path) -> Iterator[Server]:
-    port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
-    server = Server(command, BACKEND_DIR, server_env(servers), port, tmp_path / "server.log")
+def start_uvicorn(servers: Servers, tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Starts uvicorn in backend/ with the given options, on a free port; stops it after the test."""
+    started: list[Server] = []
+
+    def start(*options: str) -> Server:
+        port = free_port()
+        command = [*UVICORN, "--host", "127.0.0.1", "--port", str(port), *options]
+        server = Server(command, BACKEND_DIR, server_env(servers), port, tmp_path / f"server-{len(started)}.log")
+        started.append(server)
+        return server
+
     try:
-        yield server
+        yield start
     finally:
-        server.cleanup()
+        for server in started:
+            server.cleanup()
+
+
+@pytest.fixture
+def uvicorn_server(start_uvicorn: Callable[..., Server]) -> Server:
+    """uvicorn as `make api` runs it, without reload: the app writes the access line, uvicorn does not."""
+    return start_uvicorn("--no-access-log")
 
 
 def test_uvicorn_serves_the_app_logs_json_only_and_shuts_down_cleanly(uvicorn_server: Server) -> None:
@@ -122,6 +140,15 @@ def test_uvicorn_serves_the_app_logs_json_only_and_shuts_down_cleanly(uvicorn_se
     assert not [r for r in records if r["logger"] == "uvicorn.access"], "uvicorn's own access log is on"
 
 
+def test_without_no_access_log_uvicorns_own_access_line_is_json_too(start_uvicorn: Callable[..., Server]) -> None:
+    server = start_uvicorn()
+    server.wait_until_serving()
+    httpx2.get(server.base_url + "/api/v1/health", headers={"X-Request-ID": "second-line"})
+    server.terminate()
+    lines = [r for r in server.log_records() if r.get("request_id") == "second-line"]
+    assert sorted(str(r["logger"]) for r in lines) == ["app.access", "uvicorn.access"]
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_api_serves_the_app_with_reload(servers: Servers, tmp_path: Path) -> None:
     port = free_port()
@@ -135,12 +162,12 @@ def test_make_api_serves_the_app_with_reload(servers: Servers, tmp_path: Path) -
         server.cleanup()
 
 
-def test_bad_configuration_stops_startup_with_a_clear_message(servers: Servers, tmp_path: Path) -> None:
+def test_bad_configuration_stops_startup_with_one_clear_message(servers: Servers, tmp_path: Path) -> None:
     secret = "do-not-print-this-password"
     env = server_env(servers, REDIS_URL=f"redis://:{secret}@127.0.0.1:notaport/0")
     del env["DATABASE_URL"]
     result = subprocess.run(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(free_port())],
+        [*UVICORN, "--no-access-log", "--port", str(free_port())],
         cwd=tmp_path,  # outside backend/, so no .env file is read either
         env={**env, "PYTHONPATH": str(BACKEND_DIR)},
         capture_output=True,
@@ -149,7 +176,8 @@ def test_bad_configuration_stops_startup_with_a_clear_message(servers: Servers, 
         check=False,
     )
     output = result.stdout + result.stderr
-    assert result.returncode != 0
+    assert result.returncode == 1, output
+    assert output.startswith("error: invalid configuration"), output
     assert "DATABASE_URL: is required but not set" in output
     assert "REDIS_URL: is not a Redis URL" in output
     assert secret not in output

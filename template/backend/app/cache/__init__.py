@@ -1,3 +1,3 @@
-from app.cache.client import RedisClient, create_redis, get_redis
+from app.cache.client import create_redis, get_redis
 
-__all__ = ["RedisClient", "create_redis", "get_redis"]
+__all__ = ["create_redis", "get_redis"]

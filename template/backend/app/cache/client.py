@@ -1,8 +1,6 @@
 """Redis client (redis-py asyncio) and its dependency."""
 
-from typing import Annotated
-
-from fastapi import Depends, Request
+from fastapi import Request
 from redis.asyncio import Redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
@@ -11,8 +9,9 @@ from app.core.config import Settings
 
 
 def create_redis(settings: Settings) -> Redis:
-    # from_url connects lazily: the app starts even while Redis is down.
-    return Redis.from_url(
+    # from_url connects lazily: the app starts even while Redis is down. (Annotated:
+    # redis-py types its result only from 7.2 on.)
+    client: Redis = Redis.from_url(
         settings.REDIS_URL,
         decode_responses=True,
         socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
@@ -21,6 +20,7 @@ def create_redis(settings: Settings) -> Redis:
         # rides over a dropped connection without stalling requests when Redis is down.
         retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), retries=2),
     )
+    return client
 
 
 async def ping_redis(client: Redis) -> None:
@@ -30,6 +30,3 @@ async def ping_redis(client: Redis) -> None:
 def get_redis(request: Request) -> Redis:
     client: Redis = request.app.state.redis
     return client
-
-
-RedisClient = Annotated[Redis, Depends(get_redis)]

@@ -70,21 +70,15 @@ def setup_logging(*, debug: bool = False, stream: Any = None) -> None:
         old.close()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.INFO)
-    # No format here shows thread or process names: skip looking them up per record.
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
-    # Nor asyncio task names (Python 3.12+; on 3.11 records have none, this does nothing).
-    logging.logAsyncioTasks = False  # type: ignore[attr-defined, unused-ignore]
 
-    # uvicorn installs its own text handlers before it imports the app; hand its
-    # records to the root handler instead so they come out as JSON too.
+    # uvicorn installs its own text handlers before it builds the app; hand their
+    # records to the root handler instead, so they come out as JSON too. A logger
+    # uvicorn left without handlers stays as it is: `--no-access-log` (what `make api`
+    # passes, as the request-ID middleware writes the access line) leaves its access
+    # logger so, and uvicorn then skips building its own line.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         uvicorn_logger = logging.getLogger(name)
-        uvicorn_logger.handlers.clear()
-        uvicorn_logger.propagate = True
-        uvicorn_logger.setLevel(logging.NOTSET)
-    # The request-ID middleware writes the access line (with the request ID and
-    # duration). With no handler reachable from its logger, uvicorn does not even
-    # build its own text line.
-    access = logging.getLogger("uvicorn.access")
-    access.propagate = False
-    access.disabled = True
+        if uvicorn_logger.handlers:
+            uvicorn_logger.handlers.clear()
+            uvicorn_logger.propagate = True
+            uvicorn_logger.setLevel(logging.NOTSET)

@@ -1,4 +1,4 @@
 from app.db.base import Base
-from app.db.session import DbSession, Engine, create_engine, create_session_factory, get_db_session
+from app.db.session import create_engine, create_session_factory, get_db_session, get_engine
 
-__all__ = ["Base", "DbSession", "Engine", "create_engine", "create_session_factory", "get_db_session"]
+__all__ = ["Base", "create_engine", "create_session_factory", "get_db_session", "get_engine"]

@@ -1,9 +1,8 @@
 """Async engine (asyncpg), session factory and the request-scoped session dependency."""
 
 from collections.abc import AsyncIterator
-from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -45,7 +44,3 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
     session_factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
     async with session_factory() as session:
         yield session
-
-
-Engine = Annotated[AsyncEngine, Depends(get_engine)]
-DbSession = Annotated[AsyncSession, Depends(get_db_session)]

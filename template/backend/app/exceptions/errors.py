@@ -26,7 +26,7 @@ class AppException(Exception):
         self.headers = headers
         super().__init__(self.message)
 
-    # The seed task calls the message `detail`; keep that name working.
+    # The name FastAPI's HTTPException gives its message, for code that reads `exc.detail`.
     @property
     def detail(self) -> str:
         return self.message

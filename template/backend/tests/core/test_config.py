@@ -1,4 +1,4 @@
-"""Task 4.2: settings from the environment and .env, validated with safe messages."""
+"""Settings from the environment and .env, validated with safe messages."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +35,7 @@ def env_file(tmp_path: Path, servers: Servers) -> Callable[..., Path]:
     return write
 
 
-def test_seed_fields_and_defaults(settings: Settings) -> None:
+def test_defaults_and_required_fields(settings: Settings) -> None:
     assert settings.API_V1_PREFIX == "/api/v1"
     assert settings.DEBUG is False
     assert settings.PROJECT_NAME

@@ -1,4 +1,4 @@
-"""Task 4.6: one JSON object per line, with the request ID inside requests."""
+"""One JSON object per line, with the request ID inside requests."""
 
 import io
 import logging
@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -61,18 +62,23 @@ def test_setup_is_idempotent(stream: io.StringIO) -> None:
     assert len(parse_log_lines(stream.getvalue())) == 1
 
 
-def test_uvicorn_loggers_use_the_json_handler_and_skip_their_access_line(stream: io.StringIO) -> None:
+@pytest.mark.parametrize("access_log", [True, False])
+def test_uvicorn_records_come_out_as_json_and_its_access_switch_is_kept(access_log: bool, stream: io.StringIO) -> None:
+    # uvicorn configures its loggers (text handlers) when its Config is built, before it builds the app.
+    uvicorn.Config("app.main:create_app", factory=True, access_log=access_log)
     setup_logging(stream=stream)
     logging.getLogger("uvicorn.error").info(
         "Started server process [%d]", 1, extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"}
     )
-    # No handler reachable from its access logger: uvicorn does not build its text line.
-    assert not logging.getLogger("uvicorn.access").hasHandlers()
-    assert not logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO)
-    (record,) = parse_log_lines(stream.getvalue())
-    assert record["message"] == "Started server process [1]"
-    assert record["logger"] == "uvicorn.error"
-    assert "color_message" not in record
+    logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", "/", "1.1", 200)
+    # uvicorn writes its access line only where a handler is reachable from this logger.
+    assert logging.getLogger("uvicorn.access").hasHandlers() is access_log
+    records = parse_log_lines(stream.getvalue())
+    assert [(r["logger"], r["message"]) for r in records] == [
+        ("uvicorn.error", "Started server process [1]"),
+        *([("uvicorn.access", '127.0.0.1:5000 - "GET / HTTP/1.1" 200')] if access_log else []),
+    ]
+    assert "color_message" not in records[0]
 
 
 def test_exception_traceback_stays_inside_one_json_line(stream: io.StringIO) -> None:

@@ -1,4 +1,4 @@
-"""Task 4.7: one JSON error envelope for every error path."""
+"""One JSON error envelope for every error path."""
 
 from collections.abc import Callable, Iterator
 from typing import Any

@@ -1,4 +1,4 @@
-"""Task 4.5: CORS from settings."""
+"""CORS from settings; a refused preflight gets the error envelope."""
 
 from collections.abc import Callable
 

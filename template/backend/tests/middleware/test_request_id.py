@@ -1,9 +1,9 @@
-"""Task 4.5: every response carries X-Request-ID; only well-formed incoming IDs are reused."""
+"""Every response carries X-Request-ID; only well-formed incoming IDs are reused; the access line."""
 
 import logging
-import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 
 from app.core.config import Settings
 from app.main import create_app
-from app.middleware.request_id import AccessRecord
 
 
 @pytest.fixture
@@ -64,17 +63,55 @@ def test_ids_are_unique_random_uuids(client: TestClient) -> None:
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
 
 
-def test_the_access_record_is_a_complete_log_record() -> None:
-    record = AccessRecord("GET", "/api/v1/health", 200, 1.23456)
-    ordinary = logging.LogRecord("app.access", logging.INFO, __file__, 1, "%s %s %d", (), None)
-    assert set(ordinary.__dict__) <= set(record.__dict__)
-    assert (record.levelname, record.levelno, record.name) == ("INFO", logging.INFO, "app.access")
-    assert record.getMessage() == "GET /api/v1/health 200"
-    assert (record.method, record.path, record.status, record.duration_ms) == ("GET", "/api/v1/health", 200, 1.235)
-    assert abs(record.created - time.time()) < 5
-    # Any handler's formatter can use it, as with a record from Logger.info.
-    text = logging.Formatter("%(asctime)s %(module)s %(funcName)s %(message)s").format(record)
-    assert text.endswith(" request_id __call__ GET /api/v1/health 200")
+ACCESS_FIELDS = {
+    "message",
+    "method",
+    "path",
+    "status",
+    "duration_ms",
+    "request_id",
+    "timestamp",
+    "level",
+    "logger",
+    "module",
+}
+
+
+def test_one_access_line_per_request_with_every_field(
+    client: TestClient, read_logs: Callable[[], list[dict[str, Any]]]
+) -> None:
+    read_logs()
+    response = client.get("/api/v1/health/ready")
+    (access,) = [r for r in read_logs() if r["logger"] == "app.access"]
+    assert set(access) == ACCESS_FIELDS
+    assert access["message"] == "GET /api/v1/health/ready 200"
+    assert (access["method"], access["path"], access["status"]) == ("GET", "/api/v1/health/ready", 200)
+    assert access["request_id"] == response.headers["X-Request-ID"]
+    assert access["level"] == "INFO" and access["module"] == "request_id"
+    assert isinstance(access["duration_ms"], float) and access["duration_ms"] > 0
+    logged_at = datetime.fromisoformat(access["timestamp"])
+    assert logged_at.tzinfo is not None and abs(datetime.now(UTC) - logged_at) < timedelta(minutes=1)
+
+
+def test_the_access_line_is_an_ordinary_log_record(
+    client: TestClient, read_logs: Callable[[], list[dict[str, Any]]]
+) -> None:
+    # Tracing integrations add their IDs through logging's record factory: the access line gets them too.
+    default_factory = logging.getLogRecordFactory()
+
+    def with_trace_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = default_factory(*args, **kwargs)
+        record.trace_id = "trace-1"
+        return record
+
+    logging.setLogRecordFactory(with_trace_id)
+    try:
+        read_logs()
+        client.get("/api/v1/health")
+        (access,) = [r for r in read_logs() if r["logger"] == "app.access"]
+    finally:
+        logging.setLogRecordFactory(default_factory)
+    assert access["trace_id"] == "trace-1"
 
 
 @pytest.mark.parametrize("incoming", [str(uuid.uuid4()), "req-42", "trace.abc_DEF-1", "a" * 64])

@@ -1,4 +1,4 @@
-"""Task 4.8: base schemas."""
+"""Base schemas: reading ORM attributes, timestamps, pagination, the error envelope."""
 
 from dataclasses import dataclass
 from datetime import UTC, datetime

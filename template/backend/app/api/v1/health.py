@@ -2,10 +2,8 @@
 
 from fastapi import APIRouter, Response, status
 
-from app.cache.client import RedisClient
-from app.core.config import AppSettings
+from app.api.deps import AppSettings, Engine, RedisClient
 from app.core.readiness import check_readiness
-from app.db.session import Engine
 from app.schemas.health import HealthResponse, ReadinessResponse
 
 router = APIRouter(prefix="/health", tags=["health"])

@@ -1,4 +1,4 @@
-"""Task 4.4: liveness, and readiness that follows PostgreSQL and Redis down and back up."""
+"""Liveness, and readiness that follows PostgreSQL and Redis down and back up."""
 
 import socket
 import time

@@ -1,0 +1,19 @@
+"""Dependency aliases for routes: declare ``session: DbSession`` and FastAPI provides it.
+
+The provider functions live beside what they provide; routes import the aliases from here.
+"""
+
+from typing import Annotated
+
+from fastapi import Depends
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app.cache.client import get_redis
+from app.core.config import Settings, get_settings
+from app.db.session import get_db_session, get_engine
+
+AppSettings = Annotated[Settings, Depends(get_settings)]
+DbSession = Annotated[AsyncSession, Depends(get_db_session)]
+Engine = Annotated[AsyncEngine, Depends(get_engine)]
+RedisClient = Annotated[Redis, Depends(get_redis)]
