@@ -122,7 +122,7 @@ def figures(bench: Bench) -> Section:
             "included under `/api/v1`; uvicorn's default (text) access log.\n"
             "- **bare**: FastAPI with the same route on the app and nothing else; uvicorn's default "
             "access log.",
-            f"All three log to a file. {bench.rounds} rounds, the three servers interleaved (the "
+            f"All three log to a file. {bench.rounds} round(s), the three servers interleaved (the "
             "order turns each round); a ratio is the skeleton's requests per second over the other's "
             "in the same round, and the median of the rounds is compared with the target.",
             table(["comparison", "median ratio", "per round", "target", "verdict"], ratio_rows),
