@@ -1,6 +1,6 @@
 """Sessions that render the template, install and boot the generated service, and test it.
 
-    nox                      # the default sessions: lint, tests, generated, boot
+    nox                      # the default sessions: lint, tests, generated, boot, faults, update
     nox -s demo -- my-demo   # render a demo service with the default answers and serve it on port 8000
 
 Every session renders this working tree (uncommitted changes included) into scratch
@@ -23,7 +23,7 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_external_run = True
 
 ROOT = Path(__file__).resolve().parent
-CHECK = ROOT / "harness" / "check_service.py"
+CHECKS = ROOT / "harness" / "checks"
 DEFAULT_TITLE = "Live Interactive Agent API"
 
 
@@ -42,6 +42,7 @@ ANSWERS: dict[str, dict[str, Any]] = {
     "poetry": {},
     "uv": {**_load(ROOT / "tests" / "answers.py").NON_DEFAULT_ANSWERS, "python_version": "3.11"},
 }
+updating = _load(ROOT / "harness" / "update.py")
 
 
 def render(session: nox.Session, destination: Path, answers: dict[str, Any]) -> Path:
@@ -104,6 +105,18 @@ def timed(session: nox.Session, label: str, started: float) -> None:
     session.log(f"{label} took {time.monotonic() - started:.1f} s")
 
 
+def run_checks(session: nox.Session, python: Path, service: Path, where: str, *options: str) -> None:
+    """The pytest checks in harness/checks/WHERE, run with the service's Python against SERVICE.
+
+    `nox -s SESSION -- --collect-only -q` lists them; `-- -k NAME` runs the ones NAME matches.
+    """
+    # -v names each check as it runs; a listing (-q) then prints bare test IDs.
+    verbose = [] if {"--collect-only", "--co"} & set(session.posargs) else ["-v"]
+    command = [str(python), "-m", "pytest", "-c", str(CHECKS / "pytest.ini"), *verbose, str(CHECKS / where)]
+    env = {**SERVICE_ENV, "SERVICE_DIR": str(service)}
+    session.run(*command, *options, *session.posargs, external=True, env=env)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff on the noxfile, the template's tests and the harness."""
@@ -122,7 +135,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 @nox.parametrize("package_manager", list(ANSWERS), ids=list(ANSWERS))
 def generated(session: nox.Session, package_manager: str) -> None:
-    """Render with PACKAGE_MANAGER, install with it, run the service's lint and tests, then `make dev`."""
+    """Render with PACKAGE_MANAGER, install with it, run the service's lint and tests, then the `make dev` checks."""
     session.install("copier", package_manager)
     answers = ANSWERS[package_manager]
     service = render(session, scratch(session, f"generated-{package_manager}"), answers)
@@ -130,17 +143,13 @@ def generated(session: nox.Session, package_manager: str) -> None:
     python = install(session, service)
     timed(session, "make install", started)
     with session.chdir(service):
-        started = time.monotonic()
-        make(session, "lint")
-        timed(session, "make lint", started)
-        started = time.monotonic()
-        make(session, "test")
-        timed(session, "make test", started)
+        for target in ("lint", "test"):
+            started = time.monotonic()
+            make(session, target)
+            timed(session, f"make {target}", started)
     origin = answers.get("cors_origins", "http://localhost:3000").split(",")[0].strip()
-    port = str(answers.get("api_port", 8000))
-    session.run(
-        str(python), str(CHECK), "dev", str(service), "--port", port, "--origin", origin, external=True, env=SERVICE_ENV
-    )
+    port = answers.get("api_port", 8000)
+    run_checks(session, python, service, "test_dev.py", f"--api-port={port}", f"--origin={origin}")
 
 
 @nox.session
@@ -149,137 +158,19 @@ def boot(session: nox.Session) -> None:
     session.install("copier", "poetry")
     service = render(session, scratch(session, "boot"), {})
     python = install(session, service)
-    session.run(str(python), str(CHECK), "boot", str(service), "--title", DEFAULT_TITLE, external=True, env=SERVICE_ENV)
-
-
-# Names a user may well type (and a description too long for one line of code): each
-# render must pass the service's own ruff and build its app with the title "<name> API".
-UNUSUAL_ANSWERS: list[dict[str, str]] = [
-    {"project_name": "Café Ünïcode"},
-    {"project_name": "Spaced   Out  Service"},
-    {"project_name": "3D Render Farm"},
-    {
-        "project_name": " ".join(["Very Long Project Name"] * 4),
-        "description": 'Serves "rooms" and agents to C:\\clients, it\'s said. ' * 4,
-    },
-]
-# Run in a render's backend/: builds its app and compares the title and description with argv.
-NAME_PROBE = """
-import sys
-from app.core.config import Settings
-from app.main import create_app
-info = create_app(Settings(_env_file=".env.example")).openapi()["info"]
-if [info["title"], info["description"]] != sys.argv[1:]:
-    sys.exit(f"expected title and description {sys.argv[1:]!r}, got {[info['title'], info['description']]!r}")
-"""
+    run_checks(session, python, service, "test_boot.py", f"--title={DEFAULT_TITLE}")
 
 
 @nox.session
 def faults(session: nox.Session) -> None:
     """Outages, hangs, SIGTERM under load, a soak, fuzzing, hostile requests and settings; unusual names."""
-    session.install("copier", "poetry", "schemathesis>=4,<5")  # faults.py uses the options of its 4.x CLI
+    session.install("copier", "poetry", "schemathesis>=4,<5")  # test_hostile.py uses the options of its 4.x CLI
     service = render(session, scratch(session, "faults"), {})
     python = install(session, service)
-    started = time.monotonic()
-    for index, answers in enumerate(UNUSUAL_ANSWERS):
-        # Installing each render would be slow: the default render's tools and packages stand in.
-        backend = render(session, scratch(session, f"name-{index}"), answers) / "backend"
-        name = answers["project_name"]
-        description = answers.get("description", f"Platform API of {name}.")
-        with session.chdir(backend):
-            session.run(str(python.parent / "ruff"), "check", "--quiet", ".", external=True)
-            session.run(str(python.parent / "ruff"), "format", "--check", "--quiet", ".", external=True)
-            session.run(str(python), "-c", NAME_PROBE, f"{name} API", description, external=True, env=SERVICE_ENV)
-        session.log(f"project_name {name!r}: rendered, ruff clean, app titled {name + ' API'!r}")
-    timed(session, "unusual names", started)
-    schemathesis = Path(session.bin) / "schemathesis"
-    faults_script = ROOT / "harness" / "faults.py"
-    # -u: a line as each check passes, not a block at the end of the soak.
-    command = [str(python), "-u", str(faults_script), str(service), f"--schemathesis={schemathesis}", *session.posargs]
-    session.run(*command, external=True, env=SERVICE_ENV)
-
-
-def release_versions() -> list[str]:
-    """Versions in CHANGELOG.md, newest first: the current release, then the previous ones."""
-    lines = (ROOT / "CHANGELOG.md").read_text().splitlines()
-    return [line.split()[1] for line in lines if line.startswith("## ")]
-
-
-def copy_tree(session: nox.Session, source: Path, destination: Path) -> None:
-    """The files git sees in SOURCE (tracked and untracked, not ignored), copied to DESTINATION."""
-    with session.chdir(source):
-        listing = session.run(
-            "git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", external=True, silent=True
-        )
-    assert isinstance(listing, str)
-    for name in filter(None, listing.split("\0")):
-        if (source / name).is_file():
-            (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source / name, destination / name)
-
-
-# Where a clone has no tags (some CI checkouts fetch none): the commit the first
-# release's tag points at (the update session starts there), if the history holds it.
-RELEASE_COMMITS = {"0.1.0": "969cda627247098ccf5df2c8ce73b34f78285bc4"}
-
-
-def undo_moves(template: Path, version: str) -> None:
-    """Makes a copy of this tree look like the release before VERSION: moved files go back."""
-    migration = _load(ROOT / "migrations" / "remove_moved_files.py")
-    for old, new, _ in migration.MOVED.get(version, []):
-        old_path, new_path = template / "template" / old, template / "template" / new
-        old_path.parent.mkdir(parents=True, exist_ok=True)
-        new_path.rename(old_path)
-        old_module, new_module = (p.removeprefix("backend/").removesuffix(".py").replace("/", ".") for p in (old, new))
-        for source in (template / "template").rglob("*.py*"):
-            text = source.read_text()
-            if new_module in text:
-                source.write_text(text.replace(new_module, old_module))
-
-
-def git(session: nox.Session, *args: str) -> None:
-    session.run("git", *args, external=True, silent=True)
-
-
-def commit_all(session: nox.Session, message: str) -> None:
-    git(session, "add", "-A")
-    git(session, "commit", "-q", "--no-verify", "-m", message)
-
-
-USER_ROUTER = '''"""Items: added by the team after the service was generated."""
-
-from fastapi import APIRouter
-
-router = APIRouter(prefix="/items", tags=["items"])
-
-
-@router.get("")
-async def list_items() -> list[str]:
-    return ["first"]
-'''
-USER_README = "This is our team's backend: read docs/onboarding.md first."
-
-
-def make_team_edits(session: nox.Session, service: Path, package_manager: str) -> None:
-    """What a team starting the next epic changes: a router, a setting, a dependency, the README."""
-    backend = service / "backend"
-    (backend / "app" / "api" / "v1" / "items.py").write_text(USER_ROUTER)
-    router = backend / "app" / "api" / "v1" / "router.py"
-    text = router.read_text().replace("from app.api.v1 import health\n", "from app.api.v1 import health, items\n")
-    router.write_text(text + "api_router.include_router(items.router)\n")
-    config = backend / "app" / "core" / "config.py"
-    marker = "    READINESS_TIMEOUT: float = Field(default=2.0, gt=0, le=30)\n"
-    config.write_text(
-        config.read_text().replace(marker, marker + "    ITEMS_PAGE_SIZE: int = Field(default=50, ge=1)\n")
+    tools = Path(session.bin)
+    run_checks(
+        session, python, service, "faults", f"--schemathesis={tools / 'schemathesis'}", f"--copier={tools / 'copier'}"
     )
-    env_example = backend / ".env.example"
-    env_example.write_text(env_example.read_text() + "# Items per page of GET /api/v1/items.\n# ITEMS_PAGE_SIZE=50\n")
-    readme = backend / "README.md"
-    paragraphs = readme.read_text().split("\n\n")
-    paragraphs[1] = USER_README
-    readme.write_text("\n\n".join(paragraphs))
-    with session.chdir(backend):
-        session.run(package_manager, "add", "tenacity>=9.0", external=True, env=SERVICE_ENV)
 
 
 @nox.session
@@ -287,95 +178,27 @@ def make_team_edits(session: nox.Session, service: Path, package_manager: str) -
 def update(session: nox.Session, package_manager: str) -> None:
     """`copier update` from the first release of a service a team has changed, for PACKAGE_MANAGER."""
     session.install("copier", package_manager)
-    for name, value in (("NAME", "Update Check"), ("EMAIL", "update-check@example.com")):
-        for role in ("AUTHOR", "COMMITTER"):
-            session.env.setdefault(f"GIT_{role}_{name}", value)
+    updating.set_git_identity(session)
     # From the first release, so that every migration since runs.
-    versions = release_versions()
-    current, previous = versions[0], versions[-1]
     template = scratch(session, f"template-{package_manager}")
-    template.mkdir(parents=True)
-    tags = session.run("git", "tag", "--list", previous, external=True, silent=True)
-    release = previous if isinstance(tags, str) and tags.strip() == previous else RELEASE_COMMITS.get(previous, "")
-    if release and release != previous:
-        found = session.run("git", "cat-file", "-t", release, external=True, silent=True, success_codes=[0, 128])
-        release = release if isinstance(found, str) and found.strip() == "commit" else ""
-    if release:
-        session.log(f"Release {previous}: {'its tag' if release == previous else 'its commit ' + release[:12]}")
-        archive = Path(session.create_tmp()) / "previous.tar"
-        git(session, "archive", "--format=tar", f"--output={archive}", release)
-        shutil.unpack_archive(archive, template)
-    else:
-        session.log(f"No tag or commit of {previous} here: this tree with the later releases' moves undone stands in")
-        copy_tree(session, ROOT, template)
-        for version in versions[:-1]:
-            undo_moves(template, version)
-    with session.chdir(template):
-        git(session, "init", "-q")
-        commit_all(session, f"template {previous}")
-        git(session, "tag", previous)
-
-    # A team generates its service from the release, installs it and commits.
+    first = updating.first_release(session, ROOT, template)
+    # A team generates its service from the release, installs it, commits, and changes it.
     service = scratch(session, f"service-{package_manager}")
     data = [f"--data={key}={value}" for key, value in ANSWERS[package_manager].items()]
     session.run("copier", "copy", "--defaults", "--quiet", *data, str(template), str(service))
-    answers = (service / ".copier-answers.yml").read_text()
-    if f"_commit: {previous}\n" not in answers:
-        session.error(f"copier copy from tag {previous} recorded another _commit:\n{answers}")
+    updating.check_recorded(session, service, first)
     install(session, service, compiles_bytecode=False)  # the first release
-    with session.chdir(service):
-        git(session, "init", "-q")
-        commit_all(session, f"generated from template {previous}")
-    make_team_edits(session, service, package_manager)
-    with session.chdir(service):
-        commit_all(session, "team changes")
-
+    updating.commit_team_changes(session, service, package_manager, SERVICE_ENV)
     # The template moves on to this tree; the team updates.
-    for child in template.iterdir():
-        if child.name != ".git":
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
-    copy_tree(session, ROOT, template)
-    with session.chdir(template):
-        commit_all(session, f"template {current}")
-        git(session, "tag", current)
+    current = updating.release_this_tree(session, ROOT, template)
     with session.chdir(service):
         # --trust: updating across 0.2.0 runs its migration (see CHANGELOG.md). Copier's
         # default conflict mode (inline): a hunk whose context moved is 3-way merged, as
         # router.py's must be from 0.4.0 on; an unresolved one leaves markers (failed below).
         session.run("copier", "update", "--defaults", "--trust", external=False)
-    check_update(session, service, current)
+    updating.check_update(session, service, current)
     with session.chdir(service):
-        make(session, "install")
-        make(session, "lint")
-        make(session, "test")
-
-
-def check_update(session: nox.Session, service: Path, current: str) -> None:
-    files = [p for p in service.rglob("*") if p.is_file() and ".venv" not in p.parts and ".git" not in p.parts]
-    problems = [f"{p.relative_to(service)}: rejected hunks" for p in files if p.suffix == ".rej"]
-    problems += [
-        f"{p.relative_to(service)}: conflict markers"
-        for p in files
-        if p.suffix in {".py", ".md", ".toml", ".yml", ".example", ""} and "<<<<<<< " in p.read_text(errors="ignore")
-    ]
-    backend = service / "backend"
-    expectations = {
-        "the team's router module is kept": (backend / "app/api/v1/items.py").read_text() == USER_ROUTER,
-        "the team's router stays registered": "include_router(items.router)"
-        in (backend / "app/api/v1/router.py").read_text(),
-        "the team's setting is kept": "ITEMS_PAGE_SIZE" in (backend / "app/core/config.py").read_text(),
-        "the team's setting stays documented": "ITEMS_PAGE_SIZE" in (backend / ".env.example").read_text(),
-        "the team's dependency is kept": "tenacity" in (backend / "pyproject.toml").read_text(),
-        "the team's README paragraph is kept": USER_README in (backend / "README.md").read_text(),
-        "the moved module arrived": (backend / "app/core/openapi.py").is_file(),
-        "the migration removed the module's old copy": not (backend / "app/exceptions/openapi.py").exists(),
-        "main.py uses the module's new place": "from app.core.openapi import" in (backend / "app/main.py").read_text(),
-        f"the answers file records {current}": f"_commit: {current}\n" in (service / ".copier-answers.yml").read_text(),
-    }
-    problems += [what for what, ok in expectations.items() if not ok]
-    if problems:
-        session.error("copier update went wrong:\n  " + "\n  ".join(problems))
-    session.log("copier update: no conflicts; every team change kept; every template change arrived")
+        make(session, "install", "lint", "test")
 
 
 @nox.session
@@ -395,7 +218,7 @@ def lowest_direct(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Figures, not a test: the skeleton against bare FastAPI with uvicorn's access log, readiness, startup."""
+    """Figures, not a test: the skeleton against full-stack-fastapi-template's shape, bare FastAPI; probes; startup."""
     # Bytecode compiled at install, as pip and pipx do: copier's start-up is then what a
     # user's is, also where Python may not write .pyc files (PYTHONDONTWRITEBYTECODE=1).
     session.install("copier", "poetry", env={"UV_COMPILE_BYTECODE": "1"})

@@ -1,0 +1,184 @@
+"""What every figure group of the bench shares: the service and its servers, apps to compare
+it with, and a bounded load with the server's CPU time per request.
+
+A figure group is a function ``(Bench) -> Section``: it measures, prints its figures as it
+goes, and returns its part of BENCHMARKS.md and of benchmarks/latest.json.
+"""
+
+import asyncio
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from checks.support import APP_FACTORY, HEALTH, Servers, process, request, uvicorn_command
+
+
+@dataclass
+class Section:
+    """A figure group's part of BENCHMARKS.md (under its title) and of benchmarks/latest.json."""
+
+    title: str
+    markdown: str
+    data: dict[str, Any]
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    port: int
+    start_seconds: float  # process start to the first 200 of liveness
+
+
+@dataclass
+class Bench:
+    """The rendered service on its PostgreSQL and Redis, and how hard and how long to load it."""
+
+    backend: Path
+    env: dict[str, str]  # .env.example's values with the servers' URLs
+    servers: Servers
+    work: Path  # apps written for the comparison, and every server's log
+    tool: str  # "wrk", or "asyncio client" where wrk is missing
+    rounds: int
+    seconds: int
+    warmup: int
+    connections: int
+    copier_copy_seconds: float | None = None
+    servers_started: int = 0  # numbers the logs
+
+    def write_app(self, module: str, source: str) -> Path:
+        """SOURCE as MODULE.py in a folder of its own: what PYTHONPATH gets to serve it."""
+        folder = self.work / module
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{module}.py").write_text(source)
+        return folder
+
+    @contextmanager
+    def serve(self, name: str, app: str = APP_FACTORY, path: Path | None = None, **env: str) -> Iterator[Server]:
+        """uvicorn serving APP (a factory; the service's own unless PATH holds it) with ENV added,
+        once liveness answers 200."""
+        from devtools.servers import free_port  # the service's own tooling (bench.py puts it on sys.path)
+
+        self.servers_started += 1
+        port, log = free_port(), self.work / f"{self.servers_started:02d}-{name}.log"
+        full_env = {**self.env, **env, **({"PYTHONPATH": str(path)} if path else {})}
+        with process(uvicorn_command(self.backend, port, app), self.backend, full_env, log) as proc:
+            yield Server(proc, port, first_200(port, proc))
+
+    def throughput(self, server: Server) -> dict[str, float]:
+        """Warm-up, then load for SECONDS: requests per second, latency, server CPU µs and RSS."""
+        load(server.port, self.warmup, self.connections, self.tool)
+        cpu_before, started = cpu_seconds(server.proc.pid), time.monotonic()
+        result = load(server.port, self.seconds, self.connections, self.tool)
+        elapsed, cpu = time.monotonic() - started, cpu_seconds(server.proc.pid) - cpu_before
+        result.update(
+            rps=round(result["requests"] / elapsed, 1),
+            cpu_us_per_request=round(cpu / max(result["requests"], 1) * 1e6, 1),
+            rss_mib=rss_mib(server.proc.pid),
+        )
+        return result
+
+
+def first_200(port: int, proc: subprocess.Popen[bytes], within: float = 30) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode} before answering")
+        try:
+            if request(port, HEALTH, timeout=1).status == 200:
+                return time.monotonic() - started
+        except OSError:
+            pass
+        time.sleep(0.01)
+    raise SystemExit(f"server did not answer within {within} s")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    return round(int(match.group(1)) / 1024, 1) if match else float("nan")
+
+
+def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
+    ).stdout
+
+    def millis(label: str) -> float:
+        match = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+        if not match:
+            return float("nan")
+        return float(match.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]
+
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    errors += int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+    return {"requests": requests, "errors": errors, "p50_ms": millis("50%"), "p99_ms": millis("99%")}
+
+
+async def asyncio_load(port: int, seconds: int, connections: int, max_requests: int = 2_000_000) -> dict[str, float]:
+    """Keep-alive GETs from CONNECTIONS clients until SECONDS pass or MAX_REQUESTS are done."""
+    deadline = time.monotonic() + seconds
+    latencies: list[float] = []
+    errors = 0
+    raw = f"GET {HEALTH} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+
+    async def client() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while time.monotonic() < deadline and len(latencies) < max_requests:
+                started = time.perf_counter()
+                writer.write(raw)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(re.search(rb"content-length: (\d+)", head, re.IGNORECASE).group(1))  # type: ignore[union-attr]
+                await reader.readexactly(length)
+                latencies.append(time.perf_counter() - started)
+                if not head.startswith(b"HTTP/1.1 200"):
+                    errors += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(client() for _ in range(connections)))
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+    }
+
+
+def load(port: int, seconds: int, connections: int, tool: str) -> dict[str, float]:
+    """GET liveness from CONNECTIONS keep-alive connections for SECONDS."""
+    if tool == "wrk":
+        return wrk(f"http://127.0.0.1:{port}{HEALTH}", seconds, connections)
+    return asyncio.run(asyncio_load(port, seconds, connections))
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(int(len(ordered) * fraction), len(ordered) - 1)]
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "**not met**"
+
+
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
