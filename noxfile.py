@@ -1,6 +1,6 @@
 """Sessions that render the template, install and boot the generated service, and test it.
 
-    nox                      # the default sessions: lint, tests, generated, boot
+    nox                      # the default sessions: lint, tests, generated, boot, deploy
     nox -s demo -- my-demo   # render a demo service with the default answers and serve it on port 8000
 
 Every session renders this working tree (uncommitted changes included) into scratch
@@ -150,6 +150,26 @@ def boot(session: nox.Session) -> None:
     service = render(session, scratch(session, "boot"), {})
     python = install(session, service)
     session.run(str(python), str(CHECK), "boot", str(service), "--title", DEFAULT_TITLE, external=True, env=SERVICE_ENV)
+
+
+@nox.session
+@nox.parametrize("package_manager", list(ANSWERS), ids=list(ANSWERS))
+def deploy(session: nox.Session, package_manager: str) -> None:
+    """Render with PACKAGE_MANAGER; validate its image, compose, Kubernetes and CI files; check them against it."""
+    steps = _load(ROOT / "harness" / "deploy.py")
+    session.install("copier", package_manager, *steps.VALIDATORS)
+    service = render(session, scratch(session, f"deploy-{package_manager}"), ANSWERS[package_manager])
+    started = time.monotonic()
+    steps.validate(session, service)
+    timed(session, "validators", started)
+    python = install(session, service)
+    started = time.monotonic()
+    steps.hooks(session, service, SERVICE_ENV)
+    timed(session, "pre-commit hooks", started)
+    started = time.monotonic()
+    # Probes against the running service; the image where a container engine works.
+    steps.checks(session, service, python, SERVICE_ENV)
+    timed(session, "deploy checks", started)
 
 
 # Names a user may well type (and a description too long for one line of code): each
