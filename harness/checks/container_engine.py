@@ -54,10 +54,19 @@ def base_images(instructions: list[tuple[str, str]]) -> list[str]:
     return images
 
 
+def qualified(image: str) -> str:
+    """The full name of an image as Docker reads it: python:3.11 is docker.io/library/python:3.11."""
+    first, slash, _ = image.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return image
+    return f"docker.io/{image}" if slash else f"docker.io/library/{image}"
+
+
 def ensure_image(engine: str, image: str, say: Callable[[str], None]) -> None:
     """IMAGE is there: found, pulled, or else a stand-in made here (said so)."""
+    image = qualified(image)
     if run([engine, "image", "inspect", image]).returncode and run([engine, "pull", image], timeout=600).returncode:
-        if python := re.fullmatch(r"(?:docker\.io/)?(?:library/)?python:(\d+\.\d+)-slim-(\w+)", image):
+        if python := re.fullmatch(r"docker\.io/library/python:(\d+\.\d+)-slim-(\w+)", image):
             _stand_in_python(engine, image, python.group(1), say)
         elif uv := re.fullmatch(r"ghcr\.io/astral-sh/uv:python(\d+\.\d+)-(\w+)-slim", image):
             _stand_in_uv(engine, image, uv.group(1), uv.group(2), say)
