@@ -1,6 +1,6 @@
 """Sessions that render the template, install and boot the generated service, and test it.
 
-    nox                      # the default sessions: lint, tests, generated, boot, faults, update
+    nox                      # the default sessions: lint, tests, generated, boot, deploy, faults, update
     nox -s demo -- my-demo   # render a demo service with the default answers and serve it on port 8000
 
 Every session renders this working tree (uncommitted changes included) into scratch
@@ -159,6 +159,24 @@ def boot(session: nox.Session) -> None:
     service = render(session, scratch(session, "boot"), {})
     python = install(session, service)
     run_checks(session, python, service, "test_boot.py", f"--title={DEFAULT_TITLE}")
+
+
+@nox.session
+@nox.parametrize("package_manager", list(ANSWERS), ids=list(ANSWERS))
+def deploy(session: nox.Session, package_manager: str) -> None:
+    """Render with PACKAGE_MANAGER; validate its image, compose, Kubernetes and CI files; check them against it."""
+    steps = _load(ROOT / "harness" / "deploy.py")
+    session.install("copier", package_manager, *steps.VALIDATORS)
+    service = render(session, scratch(session, f"deploy-{package_manager}"), ANSWERS[package_manager])
+    started = time.monotonic()
+    steps.validate(session, service)
+    timed(session, "validators", started)
+    python = install(session, service)
+    started = time.monotonic()
+    steps.hooks(session, service, SERVICE_ENV)
+    timed(session, "pre-commit hooks", started)
+    # Probes against the running service; the image where a container engine works.
+    run_checks(session, python, service, "test_deploy.py")
 
 
 @nox.session
