@@ -106,6 +106,7 @@ def test_pyproject_follows_the_answers(rendered: tuple[Path, dict[str, Any]]) ->
         ("install", "{manager_install}"),
         ("api", "cd backend && {manager} run uvicorn app.main:app --reload --reload-dir app --port {api_port}"),
         ("test", "cd backend && {manager} run pytest"),
+        ("migrate", "cd backend && {manager} run alembic upgrade head"),
     ],
 )
 def test_make_targets_use_the_chosen_package_manager(

@@ -60,7 +60,8 @@ def test_each_revision_upgrades_downgrades_and_upgrades_again(empty_database_url
     # upgrade after it. Each command runs in its own transaction, as `alembic` runs them.
     for revision in revisions_oldest_first():
         down = revision.down_revision
-        target = "base" if down is None else down if isinstance(down, str) else "-1"  # -1: undo a merge
+        # A merge revision goes back to one of its parents: only the merge itself is undone.
+        target = "base" if down is None else down if isinstance(down, str) else down[0]
         for step, to in (
             (command.upgrade, revision.revision),
             (command.downgrade, target),
