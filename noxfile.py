@@ -8,6 +8,7 @@ space and drives the service through its own commands, as a user would.
 """
 
 import importlib.util
+import os
 import shutil
 import statistics
 import time
@@ -141,6 +142,11 @@ def generated(session: nox.Session, package_manager: str) -> None:
     session.run(
         str(python), str(CHECK), "dev", str(service), "--port", port, "--origin", origin, external=True, env=SERVICE_ENV
     )
+    # A team's model and its migration through make migration/migrate/test (harness/checks/test_migrations.py).
+    checks = ROOT / "harness" / "checks"
+    pytest_args = ["-m", "pytest", "-p", "no:cacheprovider", "-c", os.devnull, f"--rootdir={checks}"]
+    env = {**SERVICE_ENV, "SERVICE_DIR": str(service)}
+    session.run(str(python), *pytest_args, str(checks / "test_migrations.py"), external=True, env=env)
 
 
 @nox.session
