@@ -11,9 +11,7 @@ import io
 import json
 import logging
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +19,8 @@ from typing import Any
 import httpx2
 import pytest
 from alembic import command
-from alembic.config import Config
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -34,10 +30,10 @@ from app.db.session import get_db_session, unit_of_work
 from app.main import create_app, lifespan
 from devtools.servers import PostgresServer, RedisServer, running_servers
 from tests import probe
+from tests.database import run_alembic, temporary_database
 
 BACKEND_DIR = Path(__file__).resolve().parents[1]
 ENV_EXAMPLE = BACKEND_DIR / ".env.example"
-ALEMBIC_INI = BACKEND_DIR / "alembic.ini"
 
 # Read before any test clears the environment.
 EXTERNAL_DATABASE_URL = os.environ.get("DATABASE_URL")
@@ -70,49 +66,6 @@ def servers(request: pytest.FixtureRequest) -> Servers:
         EXTERNAL_DATABASE_URL or managed.database_url,
         EXTERNAL_REDIS_URL or managed.redis_url,
     )
-
-
-async def _execute_autocommit(server_url: str, statement: str) -> None:
-    engine = create_async_engine(server_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
-@contextmanager
-def temporary_database(server_url: str) -> Iterator[str]:
-    """The URL of a new, empty database on SERVER_URL's server, dropped afterwards."""
-    url = make_url(server_url).set(drivername="postgresql+asyncpg")
-    name = f"test_{uuid.uuid4().hex[:16]}"
-    maintenance = url.render_as_string(hide_password=False)
-    asyncio.run(_execute_autocommit(maintenance, f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        # FORCE: a connection a failed test left open must not keep the database alive.
-        asyncio.run(_execute_autocommit(maintenance, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-async def run_alembic(database_url: str, action: Callable[[Config], Any]) -> None:
-    """Runs an Alembic command, ACTION(config), on DATABASE_URL, as `alembic` in backend/ would.
-
-    The connection is handed to alembic/env.py (the way it takes from tests), so no
-    setting is read; whatever the command changes is committed.
-    """
-
-    def run(connection: Connection) -> None:
-        config = Config(ALEMBIC_INI)
-        config.attributes["connection"] = connection
-        action(config)
-
-    engine = create_async_engine(database_url, poolclass=NullPool)
-    try:
-        async with engine.begin() as connection:
-            await connection.run_sync(run)
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -75,6 +75,11 @@ def probe_router() -> APIRouter:
         await session.execute(statement, [{"code": code, "note": SECRET_VALUE}] * 2)
         return {"code": code}  # the duplicate surfaces only at the commit, after this
 
+    @router.get("/number", responses=DATABASE_ERRORS)
+    async def number(value: str, session: DbSession) -> dict[str, int]:
+        result = await session.execute(text("SELECT CAST(CAST(:value AS text) AS integer)"), {"value": value})
+        return {"number": result.scalar_one()}
+
     @router.get("/sleep", responses=DATABASE_ERRORS)
     async def sleep(seconds: float, session: DbSession) -> dict[str, float]:
         await session.execute(text("SELECT pg_sleep(:seconds)"), {"seconds": seconds})

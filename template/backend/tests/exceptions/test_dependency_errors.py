@@ -1,6 +1,8 @@
 """PostgreSQL and Redis errors answer in the envelope: 409 for a conflict, 503 (with
 Retry-After, within seconds) when a dependency cannot serve; each logged once, no secret."""
 
+import errno
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,7 +44,7 @@ def assert_logged_once(records: list[dict[str, Any]], request_id: str, level: st
     (record,) = logged
     assert (record["level"], record["request_id"]) == (level, request_id)
     assert error in record["error"], record
-    assert SECRET_VALUE not in str(records)
+    assert SECRET_VALUE not in str([r for r in records if r["logger"] != "httpx2"])  # the test client logs its URLs
     return record
 
 
@@ -80,6 +82,40 @@ def test_other_database_errors_are_a_500_logged_without_values(
     record = assert_logged_once(read_logs(), response.headers["X-Request-ID"], "ERROR", "CheckViolationError")
     assert "(SQLSTATE 23514)" in record["error"]
     assert "in add_parent" in record["stack"], "the stack shows where the failing statement ran"
+
+
+def test_a_data_error_is_a_500_logged_without_the_value(client: TestClient, read_logs: Logs) -> None:
+    # PostgreSQL's message for bad data quotes the value: only the class and SQLSTATE are logged.
+    read_logs()
+    response = client.get("/probe/number", params={"value": SECRET_VALUE})
+    assert response.status_code == 500
+    assert_logged_once(read_logs(), response.headers["X-Request-ID"], "ERROR", "(SQLSTATE 22P02)")
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"), 503),
+        (OSError(errno.EHOSTUNREACH, "No route to host"), 503),
+        (socket.gaierror(socket.EAI_NONAME, "Name or service not known"), 503),
+        (TimeoutError(), 503),
+        (FileNotFoundError(errno.ENOENT, "No such file or directory"), 500),
+    ],
+    ids=["reset", "unreachable", "unknown-host", "timeout", "local-file"],
+)
+def test_network_errors_are_503_and_other_os_errors_a_500(error: OSError, status: int, settings: Settings) -> None:
+    # The driver reports a connection it could not make with the socket's own error;
+    # an OSError that is not about the network stays a 500.
+    app = create_app(settings)
+
+    @app.get("/fail")
+    async def fail() -> None:
+        raise error
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/fail")
+    assert response.status_code == status
+    assert ("Retry-After" in response.headers) is (status == 503)
 
 
 @pytest.fixture

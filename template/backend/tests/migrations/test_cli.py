@@ -13,7 +13,8 @@ import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from tests.conftest import ALEMBIC_INI, BACKEND_DIR, ENV_EXAMPLE, Servers, temporary_database
+from tests.conftest import BACKEND_DIR, ENV_EXAMPLE, Servers
+from tests.database import ALEMBIC_INI, temporary_database
 
 PASSWORD = "do-not-print-this-password"
 

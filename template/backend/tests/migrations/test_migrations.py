@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from app.db.base import Base
-from tests.conftest import ALEMBIC_INI, Servers, run_alembic, temporary_database
+from tests.conftest import Servers
+from tests.database import ALEMBIC_INI, run_alembic, temporary_database
 
 
 def scripts() -> ScriptDirectory:
