@@ -8,6 +8,7 @@ space and drives the service through its own commands, as a user would.
 """
 
 import importlib.util
+import os
 import shutil
 import statistics
 import time
@@ -150,6 +151,7 @@ def generated(session: nox.Session, package_manager: str) -> None:
     origin = answers.get("cors_origins", "http://localhost:3000").split(",")[0].strip()
     port = answers.get("api_port", 8000)
     run_checks(session, python, service, "test_dev.py", f"--api-port={port}", f"--origin={origin}")
+    run_checks(session, python, service, "test_migrations.py")
 
 
 @nox.session

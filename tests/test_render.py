@@ -110,6 +110,7 @@ def test_pyproject_follows_the_answers(rendered: tuple[Path, dict[str, Any]]) ->
             " --reload --reload-dir app --port {api_port} --no-access-log",
         ),
         ("test", "cd backend && {manager} run pytest"),
+        ("migrate", "cd backend && {manager} run alembic upgrade head"),
     ],
 )
 def test_make_targets_use_the_chosen_package_manager(

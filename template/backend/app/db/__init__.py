@@ -1,4 +1,14 @@
 from app.db.base import Base
-from app.db.session import create_engine, create_session_factory, get_db_session, get_engine
+from app.db.mixins import TimestampMixin, UUIDPrimaryKeyMixin
+from app.db.session import create_engine, create_session_factory, get_db_session, get_engine, unit_of_work
 
-__all__ = ["Base", "create_engine", "create_session_factory", "get_db_session", "get_engine"]
+__all__ = [
+    "Base",
+    "TimestampMixin",
+    "UUIDPrimaryKeyMixin",
+    "create_engine",
+    "create_session_factory",
+    "get_db_session",
+    "get_engine",
+    "unit_of_work",
+]

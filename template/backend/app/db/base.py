@@ -1,7 +1,9 @@
 """Declarative base for the ORM models in ``app.models``."""
 
+from typing import Any
+
 from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, declared_attr
 
 # Stable constraint names make migrations (Alembic autogenerate) reproducible.
 NAMING_CONVENTION = {
@@ -15,3 +17,10 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        # Values the database sets (defaults, timestamps) come back in the INSERT's or
+        # UPDATE's RETURNING clause: reading them later would be a lazy load, which
+        # raises under asyncio.
+        return {"eager_defaults": True}

@@ -1,6 +1,7 @@
 """Async engine (asyncpg), session factory and the request-scoped session dependency."""
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import Request
 from sqlalchemy import text
@@ -16,8 +17,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
         settings.DATABASE_URL,
         pool_size=settings.DATABASE_POOL_SIZE,
         max_overflow=settings.DATABASE_MAX_OVERFLOW,
+        # With every connection busy, a request waits this long, then answers 503.
+        pool_timeout=settings.DATABASE_POOL_TIMEOUT,
         # Pooled connections die with a database restart; test them on checkout.
         pool_pre_ping=True,
+        # Error messages (and so logged tracebacks) leave out the statement's values.
+        hide_parameters=True,
         connect_args={
             "timeout": settings.DATABASE_CONNECT_TIMEOUT,
             # Default limit for one statement, so a stuck query cannot hold a connection forever.
@@ -27,7 +32,25 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # Objects stay readable after the commit: a route's response is often built from
+    # them, and reloading expired attributes would need another query.
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def unit_of_work(session_factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session whose work is committed when the block succeeds and rolled back when it raises.
+
+    The request-scoped session is one of these; use it directly in background jobs and
+    scripts: ``async with unit_of_work(session_factory) as session: ...``.
+    """
+    async with session_factory() as session:
+        try:
+            yield session
+        except Exception:
+            await session.rollback()
+            raise
+        await session.commit()
 
 
 async def ping_database(engine: AsyncEngine) -> None:
@@ -41,6 +64,12 @@ def get_engine(request: Request) -> AsyncEngine:
 
 
 async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session: committed when the route returns, rolled back when it raises.
+
+    Depend on it with ``scope="function"`` (as ``DbSession`` does): the commit then runs
+    before the response is sent, so a failed commit answers with its error (409, 503)
+    instead of following a 200 that was already on its way.
+    """
     session_factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
-    async with session_factory() as session:
+    async with unit_of_work(session_factory) as session:
         yield session

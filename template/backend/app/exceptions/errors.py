@@ -58,3 +58,32 @@ class InternalServerException(AppException):
     status_code = 500
     code = "internal_error"
     default_message = "Internal server error"
+
+
+class ConflictException(AppException):
+    """The request contradicts data already stored (a duplicate, a missing referenced row)."""
+
+    status_code = 409
+    code = "conflict"
+    default_message = "The request conflicts with the current state of the resource"
+
+
+class ServiceUnavailableException(AppException):
+    """A dependency (PostgreSQL, Redis) cannot serve the request now; the client may retry."""
+
+    status_code = 503
+    code = "service_unavailable"
+    default_message = "Service temporarily unavailable, retry later"
+    # Seconds, sent as Retry-After: long enough for a restart or failover to finish.
+    retry_after: ClassVar[int] = 5
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        seconds = self.retry_after if retry_after is None else retry_after
+        super().__init__(message, details=details, headers={"Retry-After": str(seconds), **(headers or {})})

@@ -1,0 +1,168 @@
+"""A team's first table, through the service's own commands, on a throwaway PostgreSQL.
+
+`make migrate` on an empty database; a model in app/models/ and `make migration`
+write a revision that creates its table and passes `make lint` as written; `make
+migrate` applies it, `alembic downgrade -1` reverts it; `make test` passes with it;
+and once the model changes without a migration, `make test` fails.
+
+Runs on the rendered service's Python (for its devtools.servers and SQLAlchemy), at
+the end of the `generated` sessions.
+"""
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+MODEL = '''"""Widgets: the team's first table."""
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, TimestampMixin, UUIDPrimaryKeyMixin
+
+
+class Widget(UUIDPrimaryKeyMixin, TimestampMixin, Base):
+    __tablename__ = "widgets"
+
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+'''
+# The same model with one more column, and no migration for it.
+DRIFTED = MODEL + "    size: Mapped[int]\n"
+# nox points these at its own environment; the service's commands use the service's.
+DROP = ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON", "CONDA_PREFIX", "DATABASE_URL", "REDIS_URL", "MAKEFLAGS")
+
+
+@pytest.fixture(scope="module")
+def database_url(service_dir: Path) -> Iterator[str]:
+    """A throwaway PostgreSQL from the service's own dev tooling, as `make dev` starts it."""
+    from devtools.servers import PostgresServer
+
+    with tempfile.TemporaryDirectory(prefix="migrations-check-") as base:
+        server = PostgresServer(Path(base))
+        server.start()
+        try:
+            yield server.url
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def env(service_dir: Path, database_url: str) -> Iterator[dict[str, str]]:
+    """The environment of a developer whose backend/.env comes from .env.example, pointed at the throwaway database."""
+    dot_env, example = service_dir / "backend" / ".env", service_dir / "backend" / ".env.example"
+    created = not dot_env.exists()
+    if created:
+        shutil.copy(example, dot_env)
+    environment = {key: value for key, value in os.environ.items() if key not in DROP}
+    yield {**environment, "DATABASE_URL": database_url}
+    if created:
+        dot_env.unlink()
+
+
+def run(command: list[str], cwd: Path, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    print(f"$ {' '.join(command)}  (in {cwd})")
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def succeeds(result: subprocess.CompletedProcess[str]) -> str:
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(result.args)} exited {result.returncode}:\n{output[-6000:]}"
+    return output
+
+
+def tables(database_url: str) -> set[str]:
+    from sqlalchemy import Connection, inspect, make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    def names(connection: Connection) -> set[str]:
+        return set(inspect(connection).get_table_names())
+
+    async def read() -> Any:
+        url = make_url(database_url).set(drivername="postgresql+asyncpg")
+        engine = create_async_engine(url, poolclass=NullPool)
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(names)
+        finally:
+            await engine.dispose()
+
+    return set(asyncio.run(read()))
+
+
+@pytest.fixture(scope="module")
+def revisions(service_dir: Path) -> Iterator[set[Path]]:
+    """The revisions the service shipped with; any written by the checks is removed afterwards."""
+    versions = service_dir / "backend" / "alembic" / "versions"
+    shipped = set(versions.glob("*.py"))
+    yield shipped
+    for written in set(versions.glob("*.py")) - shipped:
+        written.unlink()
+
+
+@pytest.fixture(scope="module")
+def model(service_dir: Path) -> Iterator[Path]:
+    path = service_dir / "backend" / "app" / "models" / "widget.py"
+    yield path
+    path.unlink(missing_ok=True)
+
+
+def test_make_migrate_on_an_empty_database(service_dir: Path, env: dict[str, str], database_url: str) -> None:
+    succeeds(run(["make", "migrate"], service_dir, env))
+    assert tables(database_url) <= {"alembic_version"}
+
+
+def test_a_model_and_make_migration_give_a_revision_that_creates_its_table(
+    service_dir: Path, env: dict[str, str], model: Path, revisions: set[Path]
+) -> None:
+    model.write_text(MODEL)
+    succeeds(run(["make", "migration", "m=add widgets"], service_dir, env))
+    written = set(model.parents[2].joinpath("alembic", "versions").glob("*.py")) - revisions
+    assert len(written) == 1, f"expected one new revision, got {sorted(p.name for p in written)}"
+    (revision,) = written
+    text = revision.read_text()
+    assert 'op.create_table(\n        "widgets",' in text, text
+    assert 'op.drop_table("widgets")' in text, text
+    before = text
+    succeeds(run(["make", "lint"], service_dir, env))
+    assert revision.read_text() == before
+
+
+def test_make_migrate_applies_it_and_downgrade_reverts_it(
+    service_dir: Path, env: dict[str, str], database_url: str
+) -> None:
+    succeeds(run(["make", "migrate"], service_dir, env))
+    assert "widgets" in tables(database_url)
+    succeeds(run([sys.executable, "-m", "alembic", "downgrade", "-1"], service_dir / "backend", env))
+    assert "widgets" not in tables(database_url)
+    succeeds(run(["make", "migrate"], service_dir, env))
+
+
+def test_make_test_passes_with_the_model_and_its_migration(
+    service_dir: Path, env: dict[str, str], database_url: str
+) -> None:
+    # DATABASE_URL is set: the suite builds its own database on that server and leaves this one alone.
+    succeeds(run(["make", "test"], service_dir, env))
+    assert "widgets" in tables(database_url), "make test changed the database DATABASE_URL names"
+
+
+def test_make_test_fails_once_the_model_drifts_from_its_migrations(
+    service_dir: Path, env: dict[str, str], model: Path
+) -> None:
+    model.write_text(DRIFTED)
+    try:
+        result = run(["make", "test"], service_dir, env)
+    finally:
+        model.write_text(MODEL)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert "FAILED tests/migrations/test_migrations.py::test_models_match_the_migrations" in output, output[-3000:]
+    assert "'add_column', None, 'widgets', Column('size'" in output, output[-3000:]
