@@ -8,7 +8,6 @@ space and drives the service through its own commands, as a user would.
 """
 
 import importlib.util
-import os
 import shutil
 import statistics
 import time
