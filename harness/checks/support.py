@@ -77,10 +77,12 @@ def env_from_example(backend: Path) -> dict[str, str]:
     return env
 
 
-def uvicorn_command(backend: Path, port: int, app: str = APP_FACTORY) -> list[str]:
-    """uvicorn as `make api` runs it, without --reload."""
+def uvicorn_command(backend: Path, port: int, app: str = APP_FACTORY, *, access_log: bool = False) -> list[str]:
+    """uvicorn as `make api` runs it, without --reload (and without uvicorn's own access line,
+    as the service writes its own; ACCESS_LOG keeps uvicorn's, for apps that have none)."""
     uvicorn = backend / ".venv" / "bin" / "uvicorn"
-    return [str(uvicorn), "--factory", app, "--host", "127.0.0.1", "--port", str(port)]
+    command = [str(uvicorn), "--factory", app, "--host", "127.0.0.1", "--port", str(port)]
+    return command if access_log else [*command, "--no-access-log"]
 
 
 @contextmanager

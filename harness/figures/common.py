@@ -67,7 +67,9 @@ class Bench:
         self.servers_started += 1
         port, log = free_port(), self.work / f"{self.servers_started:02d}-{name}.log"
         full_env = {**self.env, **env, **({"PYTHONPATH": str(path)} if path else {})}
-        with process(uvicorn_command(self.backend, port, app), self.backend, full_env, log) as proc:
+        # An app of the bench's own (PATH) keeps uvicorn's default access line.
+        command = uvicorn_command(self.backend, port, app, access_log=path is not None)
+        with process(command, self.backend, full_env, log) as proc:
             yield Server(proc, port, first_200(port, proc))
 
     def throughput(self, server: Server) -> dict[str, float]:
