@@ -72,7 +72,9 @@ def wait_serving(url: str, proc: subprocess.Popen[bytes], log: Path, within: flo
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode} before answering; {log}:\n{log.read_text()[-3000:]}")
+            raise SystemExit(
+                f"server exited with {proc.returncode} before answering; {log}:\n{log.read_text()[-3000:]}"
+            )
         with suppress(OSError):
             with urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
@@ -176,18 +178,23 @@ RUNS: dict[str, tuple[Command, dict[str, str]]] = {
 CANDIDATES: dict[str, tuple[str, Command]] = {
     "granian": (
         "granian",
-        lambda venv, port: [str(venv / "granian"), "--interface", "asgi", "--factory", "app.main:create_app"]
-        + ["--port", str(port), "--workers", "1"],
+        lambda venv, port: (
+            [str(venv / "granian"), "--interface", "asgi", "--factory", "app.main:create_app"]
+            + ["--port", str(port), "--workers", "1"]
+        ),
     ),
     "gunicorn+uvicorn-worker": (
         "uvicorn_worker",
-        lambda venv, port: [str(venv / "gunicorn"), "-k", "uvicorn_worker.UvicornWorker", "-w", "1"]
-        + ["-b", f"127.0.0.1:{port}", "app.main:create_app()"],
+        lambda venv, port: (
+            [str(venv / "gunicorn"), "-k", "uvicorn_worker.UvicornWorker", "-w", "1"]
+            + ["-b", f"127.0.0.1:{port}", "app.main:create_app()"]
+        ),
     ),
     "uvicorn --workers 1": (
         "uvicorn",
-        lambda venv, port: [str(venv / "uvicorn"), "--factory", "app.main:create_app", "--port", str(port)]
-        + ["--workers", "1"],
+        lambda venv, port: (
+            [str(venv / "uvicorn"), "--factory", "app.main:create_app", "--port", str(port)] + ["--workers", "1"]
+        ),
     ),
 }
 

@@ -96,9 +96,10 @@ def proc_stat(pid: int) -> list[str] | None:
 def group_members(pgid: int) -> list[int]:
     members = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (fields := proc_stat(int(entry.name))) and int(fields[2]) == pgid:
-            if fields[0] != "Z":  # a zombie has exited; its parent has yet to reap it
-                members.append(int(entry.name))
+        fields = proc_stat(int(entry.name)) if entry.name.isdigit() else None
+        # A zombie (Z) has exited; only its parent has yet to reap it.
+        if fields and int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
     return members
 
 
@@ -331,7 +332,7 @@ def test_sigterm_exits_within_the_grace_period_when_a_request_outlasts_it(
 
 # A route of the check's own on top of the service's app (in a copy): what the app sees
 # as the client address and scheme. The server still starts as `python -m app`.
-PEER_ROUTE = '''
+PEER_ROUTE = """
 
 import fastapi as _check_fastapi
 
@@ -346,7 +347,7 @@ def create_app(settings=None):
         return {"client": request.client.host if request.client else None, "scheme": request.url.scheme}
 
     return app
-'''
+"""
 
 
 def test_forwarded_headers_are_believed_only_from_allowed_peers(
@@ -379,8 +380,9 @@ def test_forwarded_headers_are_believed_only_from_allowed_peers(
         assert get(server.port, "/_check/peer", "127.0.0.3", spoofed)[1]["client"] == "127.0.0.3"
         # Where the access line carries the client address, it is the one the app saw.
         access = [r for r in server.records() if r.get("logger") == "app.access" and "client" in r]
-        assert all(str(r["client"]).split(":")[0] in {"203.0.113.7", "127.0.0.3", "127.0.0.1", "198.51.100.1"}
-                   for r in access), access
+        assert all(
+            str(r["client"]).split(":")[0] in {"203.0.113.7", "127.0.0.3", "127.0.0.1", "198.51.100.1"} for r in access
+        ), access
     finally:
         server.cleanup()
 
