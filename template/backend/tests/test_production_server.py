@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from app.core.config import Settings
 
+from app.core.config import Settings
 from tests.conftest import BACKEND_DIR, Servers
 from tests.test_server import Server, free_port, server_env
 
