@@ -192,6 +192,9 @@ def runs(venv: Path, args: argparse.Namespace) -> list[Run]:
     ]
     if args.candidates:
         plan.append(Run("gunicorn + uvicorn-worker", gunicorn))
+        # granian's own command line: the server without this service's proxy-header wrapper.
+        granian = [str(venv / "granian"), "--interface", "asgi", "--factory", "app.main:create_app"]
+        plan.append(Run("granian CLI", [*granian, "--host", "127.0.0.1", "--port", "{port}"]))
     if args.pinned:  # the one-worker servers again, each held to one core
         plan += [Run(f"{r.name}, pinned", r.command, r.env, pinned=True) for r in plan if r.name != "serve, 2 workers"]
     return plan

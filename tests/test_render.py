@@ -85,7 +85,8 @@ def test_pyproject_follows_the_answers(rendered: tuple[Path, dict[str, Any]]) ->
     deps = " ".join(project["dependencies"])
     for dependency in (
         "fastapi",
-        "granian",
+        "gunicorn",
+        "uvicorn-worker",
         "uvicorn[standard]",
         "pydantic-settings",
         "sqlalchemy[asyncio]",

@@ -33,7 +33,7 @@ def test_serves_the_app_logs_json_only_and_stops_on_sigterm(production_server: S
 
     records = production_server.log_records()  # fails on a line that is not JSON
     messages = [str(r["message"]) for r in records]
-    assert any(m.startswith("Starting granian") for m in messages), messages  # the server's own lines
+    assert any(m.startswith("Starting gunicorn") for m in messages), messages  # the server's own lines
     assert "Database engine disposed" in messages, messages  # the app's shutdown ran
     access = [r for r in records if r["logger"] == "app.access" and r.get("request_id") == "prod-1"]
     assert [r["path"] for r in access] == ["/api/v1/health/ready"]
@@ -65,7 +65,7 @@ def test_a_bad_server_setting_stops_it_before_any_worker_starts(
     assert result.returncode == 1
     assert message in output
     assert "Traceback" not in output
-    assert "granian" not in output.lower()  # nothing was started
+    assert "Starting gunicorn" not in output  # nothing was started
 
 
 def test_forwarded_allow_ips_takes_addresses_networks_or_any(make_settings: Callable[..., Settings]) -> None:
