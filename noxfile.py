@@ -431,8 +431,8 @@ def bench_serve(session: nox.Session) -> None:
     service = render(session, scratch(session, "bench-serve"), {})
     python = install(session, service)
     if "--candidates" in session.posargs:
-        # The conventional alternative the server was chosen against, beside it in the service's environment.
-        session.run("uv", "pip", "install", "--quiet", "--python", str(python), "gunicorn>=23", "uvicorn-worker")
+        # The server `make serve` was chosen against, beside it in the service's environment.
+        session.run("uv", "pip", "install", "--quiet", "--python", str(python), "granian>=2.4")
     session.run(
         str(python),
         str(ROOT / "harness" / "bench_serve.py"),
