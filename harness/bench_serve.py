@@ -57,8 +57,8 @@ supervisor that respawns a worker that dies, with one worker too (uvicorn's own
 `--workers` supervises only from two), `graceful_timeout` bounding SIGTERM, uvicorn's
 trusted-proxy handling fed from `forwarded_allow_ips`, and `logconfig_dict` so its own
 lines are JSON. Its workers are uvicorn, so against `make api`'s uvicorn it runs at the
-same speed and the 1.3x goal is not met; two workers against one is the figure that
-scales.
+same speed and the 1.3x goal is not met; more throughput comes from more workers (the
+second figure) and replicas.
 """
 
 
@@ -338,6 +338,12 @@ def markdown(results: dict[str, Any]) -> str:
         *table,
         "",
     ]
+    if "granian" in names:
+        lines += [
+            "granian: its own command line, one worker, without the trusted-proxy wrapper "
+            "(`granian.utils.proxies`) that `make serve` would need and that costs it a few µs a request more.",
+            "",
+        ]
     if any("pinned" in name for name in names):
         lines += ["Pinned: the server held to core 0 (`taskset`), the load on the other core.", ""]
     if any("limit" in name for name in names):
@@ -348,7 +354,7 @@ def markdown(results: dict[str, Any]) -> str:
         }
         periods = settings["seconds"] * 10  # 100 ms periods
         lines += [
-            "1-CPU limit: the server in a cgroup whose CFS quota is one CPU (100 ms each 100 ms period), as a "
+            "1-CPU limit: the server in a cgroup whose CFS quota is one CPU (100 ms of CPU time every 100 ms), as a "
             "Kubernetes CPU limit of 1 sets it; the load outside it. Periods in which the quota ran out, of "
             f"{periods}: "
             + ", ".join(f"{name.removesuffix(', 1-CPU limit')} {n:.0f}" for name, n in throttled.items())
