@@ -262,7 +262,7 @@ def measure(run: Run, base_env: dict[str, str], backend: Path, args: argparse.Na
     elif run.placement == "limited":
         preexec = args.cpu_limit.enter
     log = args.logs / (re.sub(r"\W+", "-", run.name).strip("-") + ".log")
-    env = {**base_env, **run.env, "PORT": str(port), "HOST": "127.0.0.1"}
+    env = {**base_env, **run.env, "PORT": str(port), "BIND_ADDRESS": "127.0.0.1"}
     with running([*server_prefix, *command], backend, env, log, preexec) as proc:
         wait_serving(f"http://127.0.0.1:{port}{PATH}", proc, log)
         load(port, args.warmup, args, load_prefix)

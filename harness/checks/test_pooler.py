@@ -165,7 +165,7 @@ def serve_behind_pgbouncer(
             DATABASE_URL=pgbouncer,
             DATABASE_POOLER=mode,
             REDIS_URL=postgres[1].url,
-            HOST="127.0.0.1",
+            BIND_ADDRESS="127.0.0.1",
             PORT=str(port),
             WEB_CONCURRENCY="2",
         )

@@ -69,7 +69,7 @@ def server_env(service: Path, servers: tuple[Any, Any], **settings: str) -> dict
             name, _, value = line.partition("=")
             env[name] = value
     postgres, redis = servers
-    env.update(DATABASE_URL=postgres.url, REDIS_URL=redis.url, HOST="127.0.0.1", PORT=str(free_port()))
+    env.update(DATABASE_URL=postgres.url, REDIS_URL=redis.url, BIND_ADDRESS="127.0.0.1", PORT=str(free_port()))
     env.update(settings)
     return env
 

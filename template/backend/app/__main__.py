@@ -2,7 +2,7 @@
 
     python -m app    # in backend/, like the app: settings from the environment, then .env
 
-It reads HOST, PORT, WEB_CONCURRENCY, FORWARDED_ALLOW_IPS and SHUTDOWN_TIMEOUT with the
+It reads BIND_ADDRESS, PORT, WEB_CONCURRENCY, FORWARDED_ALLOW_IPS and SHUTDOWN_TIMEOUT with the
 app's other settings and checks them all before anything starts. Then gunicorn runs
 WEB_CONCURRENCY uvicorn worker processes (each builds its app with ``create_app``) and
 respawns any that dies; every log line is the app's JSON. On SIGTERM the workers stop
@@ -27,7 +27,7 @@ HEARTBEAT_DIR = Path("/dev/shm")  # noqa: S108
 
 def server_options(settings: Settings) -> dict[str, Any]:
     """gunicorn's settings (its documented names) for SETTINGS."""
-    host = f"[{settings.HOST}]" if ":" in settings.HOST else settings.HOST
+    host = f"[{settings.BIND_ADDRESS}]" if ":" in settings.BIND_ADDRESS else settings.BIND_ADDRESS
     options: dict[str, Any] = {
         "bind": [f"{host}:{settings.PORT}"],
         "workers": settings.WEB_CONCURRENCY,

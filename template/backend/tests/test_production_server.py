@@ -17,7 +17,7 @@ from tests.test_server import Server, free_port, server_env
 @pytest.fixture
 def production_server(servers: Servers, tmp_path: Path) -> Server:
     port = free_port()
-    env = server_env(servers, HOST="127.0.0.1", PORT=str(port), WEB_CONCURRENCY="1", SHUTDOWN_TIMEOUT="5")
+    env = server_env(servers, BIND_ADDRESS="127.0.0.1", PORT=str(port), WEB_CONCURRENCY="1", SHUTDOWN_TIMEOUT="5")
     return Server([sys.executable, "-m", "app"], BACKEND_DIR, env, port, tmp_path / "server.log")
 
 
@@ -44,7 +44,7 @@ def test_serves_the_app_logs_json_only_and_stops_on_sigterm(production_server: S
     [
         ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY: Input should be greater than or equal to 1"),
         ("PORT", "80000", "PORT: Input should be less than or equal to 65535"),
-        ("HOST", "localhost", "HOST: is not an IP address"),
+        ("BIND_ADDRESS", "localhost", "BIND_ADDRESS: is not an IP address"),
         ("FORWARDED_ALLOW_IPS", "10.0.0.1/8,proxy", "FORWARDED_ALLOW_IPS: '10.0.0.1/8', 'proxy' not an IP address"),
         ("SHUTDOWN_TIMEOUT", "0", "SHUTDOWN_TIMEOUT: Input should be greater than or equal to 1"),
     ],
