@@ -50,7 +50,7 @@ not the faster server where the service is meant to run. With no CPU limit, on t
 shared with the load generator, granian answered about as many requests per second as
 uvicorn, its Rust threads spending more CPU per request; held to one core ("pinned") it
 answered more; under a 1-CPU limit (the kernel's CFS quota, which a Kubernetes
-`limits.cpu: 1` sets) it was throttled in nearly every period and answered fewer. The
+`limits.cpu: 1` sets) it ran out of its quota in most periods and answered fewer. The
 1.35x that made granian worth measuring did not show here. gunicorn with uvicorn-worker
 meets every requirement of `make serve`, which `harness/checks/test_serve.py` checks: a
 supervisor that respawns a worker that dies, with one worker too (uvicorn's own

@@ -26,9 +26,10 @@ from typing import Any
 import pytest
 
 HEALTH, READINESS = "/api/v1/health", "/api/v1/health/ready"
+# gunicorn's line for each worker it starts.
+BOOTED = re.compile(r"Booting worker with pid: (\d+)")
 # What `make serve` prints that is not the server's: make's echo of the recipe, and the
 # status line `uv run` writes when it compiles bytecode. Nothing else may be anything but JSON.
-BOOTED = re.compile(r"Booting worker with pid: (\d+)")
 NOT_THE_SERVER = re.compile(r"cd backend && (uv|poetry) run python -m app|Bytecode compiled \d+ files in [\d.]+m?s")
 
 
