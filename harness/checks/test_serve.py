@@ -127,6 +127,13 @@ class Serve:
             time.sleep(0.1)
         pytest.fail(f"{self.command} did not answer within {within} s:\n{self.output()}")
 
+    def wait_started(self, workers: int, within: float = 60) -> None:
+        """Until WORKERS workers have started their apps (uvicorn says so for each)."""
+        deadline = time.monotonic() + within
+        while self.messages().count("Application startup complete.") < workers:
+            assert time.monotonic() < deadline, f"{workers} workers not started within {within} s:\n{self.output()}"
+            time.sleep(0.05)
+
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
@@ -197,6 +204,7 @@ def serve(service: Path, servers: tuple[Any, Any], tmp_path: Path) -> Iterator[C
         server = Serve(service, server_env(service, servers, **settings), tmp_path / f"serve-{len(started)}.log")
         started.append(server)
         server.wait_serving()
+        server.wait_started(int(settings.get("WEB_CONCURRENCY", "1")))
         return server
 
     yield start
