@@ -279,3 +279,24 @@ def demo(session: nox.Session) -> None:
     with session.chdir(destination):
         # Ctrl-C reaches make and everything under it; give them time to shut down cleanly.
         session.run("make", "dev", external=True, env={"VIRTUAL_ENV": None}, interrupt_timeout=30, terminate_timeout=10)
+
+
+@nox.session(default=False)
+def bench_serve(session: nox.Session) -> None:
+    """Figures, not a test: `make serve` (1 worker) against uvicorn as `make api` runs it, and 2 workers against 1."""
+    session.install("copier", "poetry", "uv")
+    service = render(session, scratch(session, "bench-serve"), {})
+    python = install(session, service)
+    if "--candidates" in session.posargs:
+        # The server `make serve` was chosen against, beside it in the service's environment.
+        session.run("uv", "pip", "install", "--quiet", "--python", str(python), "granian>=2.4")
+    session.run(
+        str(python),
+        str(ROOT / "harness" / "bench_serve.py"),
+        str(service),
+        f"--json={ROOT / 'benchmarks' / 'serve.json'}",
+        f"--markdown={ROOT / 'BENCHMARKS.md'}",
+        *session.posargs,
+        external=True,
+        env=SERVICE_ENV,
+    )

@@ -85,6 +85,8 @@ def test_pyproject_follows_the_answers(rendered: tuple[Path, dict[str, Any]]) ->
     deps = " ".join(project["dependencies"])
     for dependency in (
         "fastapi",
+        "gunicorn",
+        "uvicorn-worker",
         "uvicorn[standard]",
         "pydantic-settings",
         "sqlalchemy[asyncio]",
@@ -111,6 +113,7 @@ def test_pyproject_follows_the_answers(rendered: tuple[Path, dict[str, Any]]) ->
         ),
         ("test", "cd backend && {manager} run pytest"),
         ("migrate", "cd backend && {manager} run alembic upgrade head"),
+        ("serve", "cd backend && {manager} run python -m app"),
     ],
 )
 def test_make_targets_use_the_chosen_package_manager(
@@ -146,6 +149,7 @@ spec = app.openapi()
 print(json.dumps({
     "title": spec["info"]["title"], "version": spec["info"]["version"], "description": spec["info"]["description"],
     "cors_origins": settings.CORS_ORIGINS,
+    "port": settings.PORT,
     "required": sorted(n for n, f in Settings.model_fields.items() if f.is_required()),
 }))
 """
@@ -167,6 +171,7 @@ def test_generated_app_reflects_the_answers(rendered: tuple[Path, dict[str, Any]
     assert facts["version"] == expected["version"]
     assert facts["description"] == expected["description"]
     assert facts["cors_origins"] == [o.strip() for o in expected["cors_origins"].split(",")]
+    assert facts["port"] == expected["api_port"]  # `python -m app` listens where `make api` does
     livekit = {"LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"}
     assert (livekit <= set(facts["required"])) is expected["include_livekit"]
     assert {"DATABASE_URL", "REDIS_URL"} <= set(facts["required"])

@@ -82,3 +82,21 @@ def setup_logging(*, debug: bool = False, stream: Any = None) -> None:
             uvicorn_logger.handlers.clear()
             uvicorn_logger.propagate = True
             uvicorn_logger.setLevel(logging.NOTSET)
+
+
+def logging_config(*, debug: bool = False) -> dict[str, Any]:
+    """What ``setup_logging`` sets up, as a ``logging.config.dictConfig`` dictionary.
+
+    For a server that configures logging before any app exists (the production server's
+    supervising process), so that its own records come out as the same JSON lines. The
+    handler has ``setup_logging``'s name: an app built later replaces it, not doubles it.
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": json_formatter}},
+        "handlers": {
+            _HANDLER_NAME: {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}
+        },
+        "root": {"handlers": [_HANDLER_NAME], "level": "DEBUG" if debug else "INFO"},
+    }

@@ -2,10 +2,13 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
+from uuid import uuid4
 
 from fastapi import Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from app.core.config import Settings
 
@@ -13,6 +16,24 @@ from app.core.config import Settings
 def create_engine(settings: Settings) -> AsyncEngine:
     # Creating the engine opens no connection, so the app starts even while the
     # database is down; readiness reports it until it is back.
+    connect_args: dict[str, Any] = {
+        "timeout": settings.DATABASE_CONNECT_TIMEOUT,
+        # Default limit for one statement, so a stuck query cannot hold a connection forever.
+        "command_timeout": settings.DATABASE_COMMAND_TIMEOUT,
+    }
+    if settings.DATABASE_POOLER == "transaction":
+        # PgBouncer in transaction mode gives each transaction any server connection, and a
+        # prepared statement exists only on the one that prepared it: no statement caches
+        # (asyncpg's, SQLAlchemy's), unique names, and the pooler as the only pool. This is
+        # the recipe of SQLAlchemy's asyncpg dialect docs ("Prepared Statement Name with PGBouncer").
+        connect_args |= {
+            "statement_cache_size": 0,
+            "prepared_statement_cache_size": 0,
+            "prepared_statement_name_func": _unique_statement_name,
+        }
+        return create_async_engine(
+            settings.DATABASE_URL, poolclass=NullPool, hide_parameters=True, connect_args=connect_args
+        )
     return create_async_engine(
         settings.DATABASE_URL,
         pool_size=settings.DATABASE_POOL_SIZE,
@@ -23,12 +44,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_pre_ping=True,
         # Error messages (and so logged tracebacks) leave out the statement's values.
         hide_parameters=True,
-        connect_args={
-            "timeout": settings.DATABASE_CONNECT_TIMEOUT,
-            # Default limit for one statement, so a stuck query cannot hold a connection forever.
-            "command_timeout": settings.DATABASE_COMMAND_TIMEOUT,
-        },
+        connect_args=connect_args,
     )
+
+
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid4()}__"
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

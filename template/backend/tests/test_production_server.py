@@ -1,0 +1,78 @@
+"""`python -m app`, the production server (`make serve`, the container image), as a process."""
+
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from app.core.config import Settings
+from tests.conftest import BACKEND_DIR, Servers
+from tests.test_server import Server, free_port, server_env
+
+
+@pytest.fixture
+def production_server(servers: Servers, tmp_path: Path) -> Server:
+    port = free_port()
+    env = server_env(servers, BIND_ADDRESS="127.0.0.1", PORT=str(port), WEB_CONCURRENCY="1", SHUTDOWN_TIMEOUT="5")
+    return Server([sys.executable, "-m", "app"], BACKEND_DIR, env, port, tmp_path / "server.log")
+
+
+def test_serves_the_app_logs_json_only_and_stops_on_sigterm(production_server: Server) -> None:
+    try:
+        production_server.wait_until_serving()
+        ready = httpx2.get(f"{production_server.base_url}/api/v1/health/ready", headers={"X-Request-ID": "prod-1"})
+        assert ready.status_code == 200 and ready.json()["status"] == "ok"
+        production_server.process.send_signal(signal.SIGTERM)
+        assert production_server.process.wait(timeout=15) == 0, production_server.log.read_text()
+    finally:
+        production_server.cleanup()
+
+    records = production_server.log_records()  # fails on a line that is not JSON
+    messages = [str(r["message"]) for r in records]
+    assert any(m.startswith("Starting gunicorn") for m in messages), messages  # the server's own lines
+    assert "Database engine disposed" in messages, messages  # the app's shutdown ran
+    access = [r for r in records if r["logger"] == "app.access" and r.get("request_id") == "prod-1"]
+    assert [r["path"] for r in access] == ["/api/v1/health/ready"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY: Input should be greater than or equal to 1"),
+        ("PORT", "80000", "PORT: Input should be less than or equal to 65535"),
+        ("BIND_ADDRESS", "localhost", "BIND_ADDRESS: is not an IP address"),
+        ("FORWARDED_ALLOW_IPS", "10.0.0.1/8,proxy", "FORWARDED_ALLOW_IPS: '10.0.0.1/8', 'proxy' not an IP address"),
+        ("SHUTDOWN_TIMEOUT", "0", "SHUTDOWN_TIMEOUT: Input should be greater than or equal to 1"),
+    ],
+)
+def test_a_bad_server_setting_stops_it_before_any_worker_starts(
+    servers: Servers, tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "app"],
+        cwd=BACKEND_DIR,
+        env=server_env(servers, **{name: value}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1
+    assert message in output
+    assert "Traceback" not in output
+    assert "Starting gunicorn" not in output  # nothing was started
+
+
+def test_forwarded_allow_ips_takes_addresses_networks_or_any(make_settings: Callable[..., Settings]) -> None:
+    assert make_settings(FORWARDED_ALLOW_IPS="10.0.0.0/8, 192.0.2.7,::1").FORWARDED_ALLOW_IPS == [
+        "10.0.0.0/8",
+        "192.0.2.7",
+        "::1",
+    ]
+    assert make_settings(FORWARDED_ALLOW_IPS="*").FORWARDED_ALLOW_IPS == ["*"]
+    assert make_settings(FORWARDED_ALLOW_IPS="").FORWARDED_ALLOW_IPS == []
