@@ -150,9 +150,14 @@ class _Server:
                 proc.send_signal(sig)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(self.stop_timeout)
-            # While the leader is unreaped its pid still names our process group, so
-            # killpg can't hit a stranger; it takes postgres backends down with it.
             if proc.returncode is None:
+                # PostgreSQL's backends each start a session of their own (setsid), out of
+                # the group's reach: kill them first, as a crash of the host would.
+                for child in _children(proc.pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(child, signal.SIGKILL)
+                # While the leader is unreaped its pid still names our process group, so
+                # killpg can't hit a stranger.
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
@@ -166,6 +171,21 @@ class _Server:
             tail = self.log_path.read_bytes()[-3000:].decode(errors="replace")
             message += f"; {self.log_path} ends:\n" + "\n".join(tail.splitlines()[-20:])
         return ServerError(f"{self.name} {message}")
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is PID (Linux's /proc, else pgrep)."""
+    proc = Path("/proc")
+    if proc.is_dir():
+        children = []
+        for stat_file in proc.glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                # The fields after the command's closing parenthesis: state, then parent pid.
+                if int(stat_file.read_text().rpartition(")")[2].split()[1]) == pid:
+                    children.append(int(stat_file.parent.name))
+        return children
+    found = subprocess.run(["pgrep", "-P", str(pid)], check=False, capture_output=True, text=True)
+    return [int(line) for line in found.stdout.split()]
 
 
 class PostgresServer(_Server):
