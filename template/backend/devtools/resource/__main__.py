@@ -15,12 +15,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(BACKEND))  # the service's app package, from any working directory
 
-    from devtools.resource import files
-    from devtools.resource.plan import ROUTER, plan
     from devtools.resource.spec import Refusal, UsageRefusal, parse
 
     try:
         resource = parse(args.name, args.fields, args.plural)
+        # Imported only now: a mistyped command is answered before SQLAlchemy and Alembic load.
+        from devtools.resource import files
+        from devtools.resource.plan import ROUTER, plan
+
         planned = plan(BACKEND, resource)
     except UsageRefusal as refusal:
         print(refusal, file=sys.stderr)
@@ -28,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     except Refusal as refusal:
         print(f"error: {refusal}", file=sys.stderr)
         return 2
-    files.write(BACKEND, planned.new, ROUTER, planned.router_before, planned.router_after)
+    try:
+        files.write(BACKEND, planned.new, ROUTER, planned.router_before, planned.router_after)
+    except OSError as exc:
+        print(f"error: {exc.filename or 'a file'}: {exc.strerror or exc}; nothing was written", file=sys.stderr)
+        return 1
     print(f"{resource.label} resource at /api/v1/{resource.path}; written in backend/:")
     for path in planned.new:
         print(f"  {path}")

@@ -46,10 +46,12 @@ def render(operations: ops.UpgradeOps | ops.DowngradeOps) -> str:
     return "\n".join(line for line in code.splitlines() if not line.strip().startswith("# ###")).strip()
 
 
-def revision(backend: Path, resource: Resource, table: Table) -> tuple[Path, str]:
-    """The revision that creates TABLE: the path it belongs at and its text (not yet formatted)."""
-    config = Config(str(backend / "alembic.ini"), cmd_opts=Namespace(quiet=True))
-    down = head(config)
+def config(backend: Path) -> Config:
+    return Config(str(backend / "alembic.ini"), cmd_opts=Namespace(quiet=True))
+
+
+def revision(config: Config, down: str | None, resource: Resource, table: Table) -> tuple[Path, str]:
+    """The revision that creates TABLE after DOWN: the path it belongs at and its text (not yet formatted)."""
     scripts = script_directory(config)
     # Where Alembic would put it: beside the head, else in the (first) version location.
     locations = scripts.version_locations or [str(Path(scripts.dir) / "versions")]

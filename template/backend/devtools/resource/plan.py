@@ -149,7 +149,6 @@ def load_table(source: str, resource: Resource) -> Table:
 def plan(backend: Path, resource: Resource) -> Plan:
     check_tree(backend, resource)
     check_metadata(resource)
-    targets = paths(resource)
     sources = {
         "model": model(resource),
         "schemas": schemas(resource),
@@ -157,11 +156,16 @@ def plan(backend: Path, resource: Resource) -> Plan:
         "tests": suite(resource),
     }
     check_names(resource, sources)
-    revision_path, revision = migration.revision(backend, resource, load_table(sources["model"], resource))
     router_before = (backend / ROUTER).read_text(encoding="utf-8")
-    unformatted = {targets[kind]: source for kind, source in sources.items()}
-    unformatted[revision_path.relative_to(backend)] = revision
-    unformatted[ROUTER] = registration.register(router_before, resource.plural)
+    router_after = registration.register(router_before, resource.plural)
+    alembic = migration.config(backend)
+    down = migration.head(alembic)
+    path, revision = migration.revision(alembic, down, resource, load_table(sources["model"], resource))
+    targets = paths(resource)
+    unformatted = {targets[kind]: sources[kind] for kind in ("model", "schemas", "routes")}
+    unformatted[path.relative_to(backend)] = revision
+    unformatted[targets["tests"]] = sources["tests"]
+    unformatted[ROUTER] = router_after
     done = files.formatted(backend, unformatted)
     router_after = done.pop(ROUTER)
     registration.check(router_before, router_after, resource.plural)

@@ -1,0 +1,260 @@
+"""`make resource` (devtools/resource): what it accepts, what it writes, and that a refusal writes nothing.
+
+The generator runs as `make resource` runs it (python -m devtools.resource), in a copy of
+backend/, so that nothing it writes reaches this service. The suite of a generated
+resource, on the real database, is what the resource's own test module checks.
+"""
+
+import hashlib
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+from devtools.resource.plan import check_names
+from devtools.resource.sources import model, routes, schemas
+from devtools.resource.spec import Field, Refusal, UsageRefusal, parse, pluralize
+from devtools.resource.suite import suite
+from tests.conftest import BACKEND_DIR
+
+COPIED = ("app", "alembic", "devtools", "alembic.ini", "pyproject.toml", "tests/__init__.py", "tests/api")
+AGENT = ("agent", "name:str:unique description:text? max_sessions:int enabled:bool")
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> Path:
+    """A copy of backend/ with what the generator reads and writes."""
+    copy = tmp_path / "backend"
+    ignore = shutil.ignore_patterns("__pycache__", ".mypy_cache", ".ruff_cache")
+    for name in COPIED:
+        source, target = BACKEND_DIR / name, copy / name
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=ignore)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return copy
+
+
+def generate(backend: Path, *args: str, limit_file_size: int | None = None) -> subprocess.CompletedProcess[str]:
+    def limited() -> None:  # a file larger than this fails to be written, with EFBIG
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_file_size or 0, limit_file_size or 0))
+
+    return subprocess.run(
+        [sys.executable, "-m", "devtools.resource", *args],
+        cwd=backend,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        preexec_fn=limited if limit_file_size else None,
+    )
+
+
+def tree(backend: Path) -> dict[str, str]:
+    """Every file under BACKEND and a digest of its bytes."""
+    return {
+        str(path.relative_to(backend)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(backend.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
+@pytest.mark.parametrize(
+    ("word", "plural"),
+    [("agent", "agents"), ("box", "boxes"), ("category", "categories"), ("day", "days"), ("status", "statuses")],
+)
+def test_plurals_follow_english_rules(word: str, plural: str) -> None:
+    assert pluralize(word) == plural
+
+
+def test_names_fields_and_plural_are_read() -> None:
+    resource = parse("agent_session", "title:str(80):unique note:text? size:int started_at:datetime?")
+    assert (resource.plural, resource.path, resource.model) == ("agent_sessions", "agent-sessions", "AgentSession")
+    assert resource.fields == (
+        Field("title", "str", 80, unique=True),
+        Field("note", "text", optional=True),
+        Field("size", "int"),
+        Field("started_at", "datetime", optional=True),
+    )
+    assert parse("person", "name:str", "people").plural == "people"
+    assert parse("tag", "label:str").fields[0].length == 255
+
+
+@pytest.mark.parametrize(
+    ("name", "fields", "plural", "message"),
+    [
+        ("Agent", "name:str", "", "NAME=Agent is not snake_case"),
+        ("agent-session", "name:str", "", "NAME=agent-session is not snake_case"),
+        ("class", "name:str", "", "NAME=class is a Python keyword"),
+        ("agent", "name:str", "Agents", "PLURAL=Agents is not snake_case"),
+        ("sheep", "name:str", "sheep", "PLURAL=sheep is NAME itself"),
+        ("agent", "name:blob", "", "'name:blob' has an unknown type; the types are str, str(N), text"),
+        ("agent", "name", "", "'name' is not name:type"),
+        ("agent", "name:str:primary", "", "'name:str:primary' is not name:type"),
+        ("agent", "name:str name:text", "", "'name' appears twice"),
+        ("agent", "id:uuid", "", "'id' is reserved: every resource has id, created_at, updated_at"),
+        ("agent", "created_at:datetime", "", "'created_at' is reserved"),
+        ("agent", "import:str", "", "'import' is not a field name"),
+        ("agent", "name:str(0)", "", "N in str(N) is 1 to 10485760"),
+        ("agent", "name:text(10)", "", "has an unknown type"),
+        ("agent", "enabled:bool:unique", "", "a bool cannot be unique"),
+        ("agent", "name:str", "a" * 60, "is longer than PostgreSQL's 63 characters"),
+    ],
+)
+def test_bad_arguments_are_refused_with_what_is_accepted(name: str, fields: str, plural: str, message: str) -> None:
+    with pytest.raises(Refusal) as refused:
+        parse(name, fields, plural)
+    assert message in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize(("name", "fields"), [("", "name:str"), ("agent", ""), ("agent", "  ")])
+def test_a_missing_name_or_fields_is_answered_with_the_usage(name: str, fields: str) -> None:
+    with pytest.raises(UsageRefusal, match=r"^usage: make resource NAME=agent FIELDS="):
+        parse(name, fields)
+
+
+def test_a_resource_is_written_registered_and_formatted(backend: Path) -> None:
+    before = tree(backend)
+    done = generate(backend, *AGENT)
+    assert done.returncode == 0, done.stderr
+    written = set(tree(backend)) - set(before)
+    (revision,) = (path for path in written if path.startswith("alembic/versions/"))
+    assert written == {
+        "app/models/agent.py",
+        "app/schemas/agent.py",
+        "app/api/v1/agents.py",
+        "tests/api/v1/test_agents.py",
+        revision,
+    }
+    assert revision.endswith("_create_agents.py")
+    router = (backend / "app/api/v1/router.py").read_text()
+    assert "from app.api.v1 import agents, health\n" in router
+    assert router.endswith("api_router.include_router(health.router)\napi_router.include_router(agents.router)\n")
+    new = [str(backend / path) for path in written]
+    ruff = [sys.executable, "-m", "ruff"]
+    for command in ([*ruff, "check", "--no-cache", *new], [*ruff, "format", "--check", "--no-cache", *new]):
+        checked = subprocess.run(command, cwd=backend, capture_output=True, text=True, timeout=60, check=False)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_second_resource_follows_the_first_and_the_first_cannot_be_made_again(backend: Path) -> None:
+    assert generate(backend, *AGENT).returncode == 0
+    done = generate(backend, "agent_session", "title:str(80)", "--plural", "agent_sessions")
+    assert done.returncode == 0, done.stderr
+    scripts = ScriptDirectory.from_config(Config(backend / "alembic.ini"))
+    (head,) = scripts.get_heads()
+    docs = [script.doc for script in scripts.walk_revisions("base", head)]
+    assert docs == ["create agent_sessions", "create agents"]
+    router = (backend / "app/api/v1/router.py").read_text()
+    assert "from app.api.v1 import agent_sessions, agents, health\n" in router
+    assert router.endswith("include_router(agents.router)\napi_router.include_router(agent_sessions.router)\n")
+    # Once more: it exists.
+    before = tree(backend)
+    again = generate(backend, *AGENT)
+    assert again.returncode == 2
+    assert (
+        again.stderr == "error: NAME=agent: the resource exists already (app/models/agent.py, app/api/v1/agents.py)\n"
+    )
+    assert tree(backend) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "fields", "message"),
+    [
+        ("widget", "date:date", "FIELDS: 'date' is a name the model or schemas import"),
+        ("widget", "mapped_column:int", "FIELDS: 'mapped_column' is a name the model or schemas import"),
+        ("widget", "metadata:str", "'metadata' is an attribute of SQLAlchemy's declarative models"),
+        ("widget", "json:str", "'json' is an attribute of pydantic's models"),
+        ("widget", "model_name:str", "'model_name' is an attribute of pydantic's models"),
+        ("status", "name:str", "NAME=status: the generated code would use status for two things"),
+        ("response", "name:str", "NAME=response: the generated code would use Response for two things"),
+    ],
+)
+def test_names_the_generated_code_uses_for_something_else_are_refused(name: str, fields: str, message: str) -> None:
+    resource = parse(name, fields)
+    sources = {
+        "model": model(resource),
+        "schemas": schemas(resource),
+        "routes": routes(resource),
+        "tests": suite(resource),
+    }
+    with pytest.raises(Refusal, match=re.escape(message)):
+        check_names(resource, sources)
+
+
+def test_a_resource_called_session_takes_its_database_session_under_another_name() -> None:
+    resource = parse("session", "room:str")
+    sources = {
+        "model": model(resource),
+        "schemas": schemas(resource),
+        "routes": routes(resource),
+        "tests": suite(resource),
+    }
+    check_names(resource, sources)
+    assert "async def get_session(session_id: UUID, db_session: DbSession)" in sources["routes"]
+
+
+def add_head(backend: Path) -> None:
+    """Two revisions that both follow nothing: two heads."""
+    for revision in ("aaaaaaaaaaaa", "bbbbbbbbbbbb"):
+        (backend / "alembic" / "versions" / f"{revision}_branch.py").write_text(
+            f'"""branch"""\nrevision = "{revision}"\ndown_revision = None\nbranch_labels = None\ndepends_on = None\n'
+            "def upgrade() -> None: ...\ndef downgrade() -> None: ...\n"
+        )
+
+
+def add_table(backend: Path) -> None:
+    (backend / "app" / "models" / "things.py").write_text(
+        "from sqlalchemy.orm import Mapped, mapped_column\n\nfrom app.db import Base\n\n\n"
+        "class Thing(Base):\n"
+        '    __tablename__ = "widgets"\n'
+        "    id: Mapped[int] = mapped_column(primary_key=True)\n"
+    )
+
+
+def unusual_router(backend: Path) -> None:
+    router = backend / "app" / "api" / "v1" / "router.py"
+    text = router.read_text().replace("from app.api.v1 import health", "from app.api.v1.health import router")
+    router.write_text(text)
+
+
+@pytest.mark.parametrize(
+    ("arrange", "args", "message"),
+    [
+        (None, ("health", "name:str"), "NAME=health is reserved"),
+        (None, ("base", "name:str"), "NAME=base is reserved: the service has app/schemas/base.py"),
+        (add_head, ("widget", "name:str"), "the migrations have 2 heads"),
+        (add_table, ("widget", "name:str"), "the table widgets exists already"),
+        (unusual_router, ("widget", "name:str"), "app/api/v1/router.py must have a `from app.api.v1 import ...`"),
+    ],
+)
+def test_a_refusal_writes_nothing(arrange: object, args: tuple[str, ...], message: str, backend: Path) -> None:
+    if callable(arrange):
+        arrange(backend)
+    before = tree(backend)
+    done = generate(backend, *args)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith("error: ") and message in done.stderr, done.stderr
+    assert len(done.stderr.splitlines()) == 1 and done.stdout == ""
+    assert tree(backend) == before
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs RLIMIT_FSIZE")
+def test_a_write_that_fails_halfway_leaves_the_service_as_it_was(backend: Path) -> None:
+    before = tree(backend)
+    # The model and the schemas fit; the routes module does not: the files written are removed.
+    done = generate(backend, *AGENT, limit_file_size=1500)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "File too large; nothing was written" in done.stderr, done.stderr
+    assert tree(backend) == before
