@@ -38,16 +38,19 @@ def formatted(backend: Path, sources: Mapping[Path, str]) -> dict[Path, str]:
 
 def write(backend: Path, new: Mapping[Path, str], changed: Path, before: str, after: str) -> None:
     """The NEW files, then CHANGED (BEFORE -> AFTER); on any failure, the tree as it was."""
-    written: list[Path] = []
+    created: list[Path] = []
+    changing = False
     try:
         for relative, text in new.items():
             # "x": a file that appeared since the checks is never overwritten.
             with (backend / relative).open("x", encoding="utf-8") as out:
-                written.append(backend / relative)
+                created.append(backend / relative)
                 out.write(text)
+        changing = True
         (backend / changed).write_text(after, encoding="utf-8")
     except BaseException:
-        for path in written:
+        for path in created:
             path.unlink(missing_ok=True)
-        (backend / changed).write_text(before, encoding="utf-8")
+        if changing:
+            (backend / changed).write_text(before, encoding="utf-8")
         raise

@@ -19,14 +19,16 @@ import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from devtools.resource.plan import check_names
+from devtools.resource.plan import ROUTER, check_names
+from devtools.resource.registration import check
 from devtools.resource.sources import model, routes, schemas
 from devtools.resource.spec import Field, Refusal, UsageRefusal, parse, pluralize
 from devtools.resource.suite import suite
 from tests.conftest import BACKEND_DIR
 
 COPIED = ("app", "alembic", "devtools", "alembic.ini", "pyproject.toml", "tests/__init__.py", "tests/api")
-AGENT = ("agent", "name:str:unique description:text? max_sessions:int enabled:bool")
+# Names a service is unlikely to have already: the copy holds the resources the team made.
+SPECIMEN = ("specimen", "name:str:unique description:text? weight:int enabled:bool")
 
 
 @pytest.fixture
@@ -126,21 +128,23 @@ def test_a_missing_name_or_fields_is_answered_with_the_usage(name: str, fields: 
 
 def test_a_resource_is_written_registered_and_formatted(backend: Path) -> None:
     before = tree(backend)
-    done = generate(backend, *AGENT)
+    router_before = (backend / ROUTER).read_text()
+    done = generate(backend, *SPECIMEN)
     assert done.returncode == 0, done.stderr
     written = set(tree(backend)) - set(before)
     (revision,) = (path for path in written if path.startswith("alembic/versions/"))
     assert written == {
-        "app/models/agent.py",
-        "app/schemas/agent.py",
-        "app/api/v1/agents.py",
-        "tests/api/v1/test_agents.py",
+        "app/models/specimen.py",
+        "app/schemas/specimen.py",
+        "app/api/v1/specimens.py",
+        "tests/api/v1/test_specimens.py",
         revision,
     }
-    assert revision.endswith("_create_agents.py")
-    router = (backend / "app/api/v1/router.py").read_text()
-    assert "from app.api.v1 import agents, health\n" in router
-    assert router.endswith("api_router.include_router(health.router)\napi_router.include_router(agents.router)\n")
+    assert revision.endswith("_create_specimens.py")
+    # The router: the module imported with the others, its router included after theirs; nothing else.
+    router = (backend / ROUTER).read_text()
+    check(router_before, router, "specimens")
+    assert router.endswith("\napi_router.include_router(specimens.router)\n")
     new = [str(backend / path) for path in written]
     ruff = [sys.executable, "-m", "ruff"]
     for command in ([*ruff, "check", "--no-cache", *new], [*ruff, "format", "--check", "--no-cache", *new]):
@@ -149,22 +153,21 @@ def test_a_resource_is_written_registered_and_formatted(backend: Path) -> None:
 
 
 def test_a_second_resource_follows_the_first_and_the_first_cannot_be_made_again(backend: Path) -> None:
-    assert generate(backend, *AGENT).returncode == 0
-    done = generate(backend, "agent_session", "title:str(80)", "--plural", "agent_sessions")
+    assert generate(backend, *SPECIMEN).returncode == 0
+    done = generate(backend, "specimen_part", "label:str(80)", "--plural", "specimen_parts")
     assert done.returncode == 0, done.stderr
     scripts = ScriptDirectory.from_config(Config(backend / "alembic.ini"))
     (head,) = scripts.get_heads()
     docs = [script.doc for script in scripts.walk_revisions("base", head)]
-    assert docs == ["create agent_sessions", "create agents"]
-    router = (backend / "app/api/v1/router.py").read_text()
-    assert "from app.api.v1 import agent_sessions, agents, health\n" in router
-    assert router.endswith("include_router(agents.router)\napi_router.include_router(agent_sessions.router)\n")
+    assert docs[:2] == ["create specimen_parts", "create specimens"]
+    router = (backend / ROUTER).read_text()
+    assert router.endswith("include_router(specimens.router)\napi_router.include_router(specimen_parts.router)\n")
     # Once more: it exists.
     before = tree(backend)
-    again = generate(backend, *AGENT)
+    again = generate(backend, *SPECIMEN)
     assert again.returncode == 2
-    assert (
-        again.stderr == "error: NAME=agent: the resource exists already (app/models/agent.py, app/api/v1/agents.py)\n"
+    assert again.stderr == (
+        "error: NAME=specimen: the resource exists already (app/models/specimen.py, app/api/v1/specimens.py)\n"
     )
     assert tree(backend) == before
 
@@ -205,28 +208,31 @@ def test_a_resource_called_session_takes_its_database_session_under_another_name
     assert "async def get_session(session_id: UUID, db_session: DbSession)" in sources["routes"]
 
 
-def add_head(backend: Path) -> None:
-    """Two revisions that both follow nothing: two heads."""
+def add_heads(backend: Path) -> None:
+    """Two revisions that both follow the present head: two heads."""
+    (head,) = ScriptDirectory.from_config(Config(backend / "alembic.ini")).get_heads() or (None,)
     for revision in ("aaaaaaaaaaaa", "bbbbbbbbbbbb"):
         (backend / "alembic" / "versions" / f"{revision}_branch.py").write_text(
-            f'"""branch"""\nrevision = "{revision}"\ndown_revision = None\nbranch_labels = None\ndepends_on = None\n'
+            f'"""branch"""\nrevision = "{revision}"\ndown_revision = {head!r}\n'
+            "branch_labels = None\ndepends_on = None\n"
             "def upgrade() -> None: ...\ndef downgrade() -> None: ...\n"
         )
 
 
 def add_table(backend: Path) -> None:
-    (backend / "app" / "models" / "things.py").write_text(
+    (backend / "app" / "models" / "specimen_things.py").write_text(
         "from sqlalchemy.orm import Mapped, mapped_column\n\nfrom app.db import Base\n\n\n"
-        "class Thing(Base):\n"
-        '    __tablename__ = "widgets"\n'
+        "class SpecimenThing(Base):\n"
+        '    __tablename__ = "specimens"\n'
         "    id: Mapped[int] = mapped_column(primary_key=True)\n"
     )
 
 
 def unusual_router(backend: Path) -> None:
-    router = backend / "app" / "api" / "v1" / "router.py"
-    text = router.read_text().replace("from app.api.v1 import health", "from app.api.v1.health import router")
-    router.write_text(text)
+    (backend / ROUTER).write_text(
+        "from fastapi import APIRouter\n\nfrom app.api.v1.health import router as health\n\n"
+        "api_router = APIRouter()\napi_router.include_router(health)\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -234,9 +240,9 @@ def unusual_router(backend: Path) -> None:
     [
         (None, ("health", "name:str"), "NAME=health is reserved"),
         (None, ("base", "name:str"), "NAME=base is reserved: the service has app/schemas/base.py"),
-        (add_head, ("widget", "name:str"), "the migrations have 2 heads"),
-        (add_table, ("widget", "name:str"), "the table widgets exists already"),
-        (unusual_router, ("widget", "name:str"), "app/api/v1/router.py must have a `from app.api.v1 import ...`"),
+        (add_heads, ("specimen", "name:str"), "the migrations have 2 heads"),
+        (add_table, ("specimen", "name:str"), "the table specimens exists already"),
+        (unusual_router, ("specimen", "name:str"), "app/api/v1/router.py must have a `from app.api.v1 import ...`"),
     ],
 )
 def test_a_refusal_writes_nothing(arrange: object, args: tuple[str, ...], message: str, backend: Path) -> None:
@@ -254,7 +260,7 @@ def test_a_refusal_writes_nothing(arrange: object, args: tuple[str, ...], messag
 def test_a_write_that_fails_halfway_leaves_the_service_as_it_was(backend: Path) -> None:
     before = tree(backend)
     # The model and the schemas fit; the routes module does not: the files written are removed.
-    done = generate(backend, *AGENT, limit_file_size=1500)
+    done = generate(backend, *SPECIMEN, limit_file_size=1500)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "File too large; nothing was written" in done.stderr, done.stderr
     assert tree(backend) == before
