@@ -207,7 +207,7 @@ def value(field: Field) -> str:
     if field.type == "str":
         # "name-1" where it fits the column, else "1".
         fits = (field.length or 0) >= len(field.name) + 2
-        return f'f"{field.name}-{{number}}"' if fits else "str(number)"
+        return 'f"$name-{number}"'.replace("$name", field.name) if fits else "str(number)"
     return VALUES[field.type].replace("$name", field.name)
 
 
