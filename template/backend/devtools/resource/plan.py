@@ -40,6 +40,8 @@ def modules(backend: Path) -> dict[str, Path]:
     """Names of the modules and packages in the service's app packages, with where each is."""
     found: dict[str, Path] = {}
     for package in PACKAGES:
+        if not (backend / package).is_dir():
+            raise Refusal(f"{package}/ is missing: the resource's files go there")
         for path in sorted((backend / package).iterdir()):
             if path.suffix == ".py" or (path / "__init__.py").exists():
                 found.setdefault(path.stem, path.relative_to(backend))
@@ -63,7 +65,10 @@ def check_tree(backend: Path, resource: Resource) -> None:
 
 
 def check_metadata(resource: Resource) -> None:
-    import app.models  # noqa: F401  (every model: the tables and classes the service has)
+    try:
+        import app.models  # noqa: F401  (every model: the tables and classes the service has)
+    except Exception as exc:  # any error of the team's models, in one line
+        raise Refusal(f"app.models does not import ({type(exc).__name__}: {exc}); fix it first") from None
     from app.db import Base
 
     if (table := Base.metadata.tables.get(resource.plural)) is not None:

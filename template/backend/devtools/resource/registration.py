@@ -19,13 +19,9 @@ SHAPE = (
 
 def imports_line(tree: ast.Module) -> ast.ImportFrom:
     found = [node for node in tree.body if isinstance(node, ast.ImportFrom) and node.module == PACKAGE]
-    if len(found) != 1 or node_level(found[0]):
+    if len(found) != 1:
         raise Refusal(SHAPE)
     return found[0]
-
-
-def node_level(node: ast.ImportFrom) -> int:
-    return node.level or 0
 
 
 def includes(tree: ast.Module) -> list[ast.Expr]:
@@ -67,7 +63,7 @@ def register(source: str, module: str) -> str:
     if module in bound_names(tree):
         raise Refusal(f"app/api/v1/router.py already uses the name {module}; choose another PLURAL")
     lines = source.splitlines(keepends=True)
-    # Last edit first, so that the line numbers of the first stay valid.
+    # The edit further down first: the line numbers of the one above stay valid.
     calls = includes(tree)
     after = (calls[-1].end_lineno or calls[-1].lineno) if calls else len(lines)
     if lines and not lines[-1].endswith("\n"):
@@ -75,9 +71,9 @@ def register(source: str, module: str) -> str:
     lines.insert(after, f"api_router.include_router({module}.router)\n")
     names = sorted([*(f"{a.name} as {a.asname}" if a.asname else a.name for a in line.names), module])
     first, last = line.lineno - 1, (line.end_lineno or line.lineno) - 1
-    segment = "".join(lines[first : last + 1])
-    if first == last and "#" not in segment:
-        lines[first] = f"from {PACKAGE} import {', '.join(names)}\n"
+    if first == last:
+        comment = lines[first].partition("#")[2].rstrip("\n")
+        lines[first] = f"from {PACKAGE} import {', '.join(names)}" + (f"  #{comment}\n" if comment else "\n")
     else:
         # A parenthesized list, perhaps with comments: a line of its own, before the next name in order.
         following = [alias for alias in line.names if alias.name > module]

@@ -20,7 +20,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from devtools.resource.plan import ROUTER, check_names
-from devtools.resource.registration import check
+from devtools.resource.registration import check, register
 from devtools.resource.sources import model, routes, schemas
 from devtools.resource.spec import Field, Refusal, UsageRefusal, parse, pluralize
 from devtools.resource.suite import suite
@@ -206,6 +206,41 @@ def test_a_resource_called_session_takes_its_database_session_under_another_name
     }
     check_names(resource, sources)
     assert "async def get_session(session_id: UUID, db_session: DbSession)" in sources["routes"]
+
+
+ROUTER_HEAD = "from fastapi import APIRouter\n\n"
+ROUTER_TAIL = "\napi_router = APIRouter()\napi_router.include_router(health.router)\n"
+
+
+@pytest.mark.parametrize(
+    ("imports", "expected"),
+    [
+        ("from app.api.v1 import health\n", "from app.api.v1 import health, specimens\n"),
+        ("from app.api.v1 import health  # probes\n", "from app.api.v1 import health, specimens  # probes\n"),
+        (
+            "from app.api.v1 import (\n    health,  # probes\n    zebras,\n)\n",
+            "from app.api.v1 import (\n    health,  # probes\n    specimens,\n    zebras,\n)\n",
+        ),
+    ],
+)
+def test_registration_adds_the_two_lines_a_person_would_write(imports: str, expected: str) -> None:
+    registered = register(ROUTER_HEAD + imports + ROUTER_TAIL, "specimens")
+    assert registered == ROUTER_HEAD + expected + ROUTER_TAIL + "api_router.include_router(specimens.router)\n"
+
+
+@pytest.mark.parametrize(
+    "router",
+    [
+        ROUTER_HEAD + "from app.api.v1.health import router as health\n" + ROUTER_TAIL,  # no import line to extend
+        ROUTER_HEAD + "from app.api.v1 import health\nfrom app.api.v1 import items\n" + ROUTER_TAIL,  # two
+        ROUTER_HEAD + "from app.api.v1 import health\nrouter = APIRouter()\n",  # no api_router
+        ROUTER_HEAD + "from app.api.v1 import health\nspecimens = 1\n" + ROUTER_TAIL,  # the name is taken
+        "from app.api.v1 import health\napi_router = (\n",  # not Python
+    ],
+)
+def test_a_router_of_another_shape_is_refused(router: str) -> None:
+    with pytest.raises(Refusal, match=r"router\.py"):
+        register(router, "specimens")
 
 
 def add_heads(backend: Path) -> None:
