@@ -266,8 +266,11 @@ def release_next(session: nox.Session, template: Path, current: str) -> str:
 
 
 def registered(router: str) -> set[str]:
-    """The modules router.py imports from app.api.v1 and whose router it includes."""
-    tree = ast.parse(router)
+    """The modules router.py imports from app.api.v1 and whose router it includes (none if it does not parse)."""
+    try:
+        tree = ast.parse(router)
+    except SyntaxError:  # conflict markers, reported on their own
+        return set()
     lines = [node for node in tree.body if isinstance(node, ast.ImportFrom) and node.module == "app.api.v1"]
     imported = {alias.name for line in lines for alias in line.names}
     return {name for name in imported if f"api_router.include_router({name}.router)" in router}
