@@ -151,6 +151,7 @@ def generated(session: nox.Session, package_manager: str) -> None:
     port = answers.get("api_port", 8000)
     run_checks(session, python, service, "test_dev.py", f"--api-port={port}", f"--origin={origin}")
     run_checks(session, python, service, "test_migrations.py")
+    run_checks(session, python, service, "test_resource.py")
 
 
 @nox.session
@@ -195,7 +196,7 @@ def faults(session: nox.Session) -> None:
 @nox.session
 @nox.parametrize("package_manager", list(ANSWERS), ids=list(ANSWERS))
 def update(session: nox.Session, package_manager: str) -> None:
-    """`copier update` from the first release of a service a team has changed, for PACKAGE_MANAGER."""
+    """`copier update` from the first release of a service a team has changed; then resources, and the next update."""
     session.install("copier", package_manager)
     updating.set_git_identity(session)
     # From the first release, so that every migration since runs.
@@ -210,12 +211,15 @@ def update(session: nox.Session, package_manager: str) -> None:
     updating.commit_team_changes(session, service, package_manager, SERVICE_ENV)
     # The template moves on to this tree; the team updates.
     current = updating.release_this_tree(session, ROOT, template)
-    with session.chdir(service):
-        # --trust: updating across 0.2.0 runs its migration (see CHANGELOG.md). Copier's
-        # default conflict mode (inline): a hunk whose context moved is 3-way merged, as
-        # router.py's must be from 0.4.0 on; an unresolved one leaves markers (failed below).
-        session.run("copier", "update", "--defaults", "--trust", external=False)
+    updating.copier_update(session, service)
     updating.check_update(session, service, current)
+    with session.chdir(service):
+        make(session, "install", "lint", "test")
+    # The team generates two resources; the next release changes files they depend on; the team updates again.
+    updating.generate_resources(session, service, SERVICE_ENV)
+    later = updating.release_next(session, template, current)
+    updating.copier_update(session, service)
+    updating.check_resources_kept(session, service, later)
     with session.chdir(service):
         make(session, "install", "lint", "test")
 

@@ -4,6 +4,7 @@ team's changes to the service generated from it, and what the update must keep.
 Loaded by the noxfile by path; needs nothing but nox and the standard library.
 """
 
+import ast
 import importlib.util
 import shutil
 from pathlib import Path
@@ -166,8 +167,8 @@ def commit_team_changes(session: nox.Session, service: Path, package_manager: st
         commit_all(session, "team changes")
 
 
-def check_update(session: nox.Session, service: Path, current: str) -> None:
-    """No conflict left, every team change kept, every template change and migration applied."""
+def conflicts(service: Path) -> list[str]:
+    """What `copier update` left unmerged: .rej files, conflict markers."""
     files = [p for p in service.rglob("*") if p.is_file() and ".venv" not in p.parts and ".git" not in p.parts]
     problems = [f"{p.relative_to(service)}: rejected hunks" for p in files if p.suffix == ".rej"]
     problems += [
@@ -175,6 +176,20 @@ def check_update(session: nox.Session, service: Path, current: str) -> None:
         for p in files
         if p.suffix in {".py", ".md", ".toml", ".yml", ".example", ""} and "<<<<<<< " in p.read_text(errors="ignore")
     ]
+    return problems
+
+
+def copier_update(session: nox.Session, service: Path) -> None:
+    with session.chdir(service):
+        # --trust: updating across 0.2.0 runs its migration (see CHANGELOG.md). Copier's
+        # default conflict mode (inline): a hunk whose context moved is 3-way merged, as
+        # router.py's must be from 0.4.0 on; an unresolved one leaves markers (failed after).
+        session.run("copier", "update", "--defaults", "--trust", external=False)
+
+
+def check_update(session: nox.Session, service: Path, current: str) -> None:
+    """No conflict left, every team change kept, every template change and migration applied."""
+    problems = conflicts(service)
     backend = service / "backend"
     expectations = {
         "the team's router module is kept": (backend / "app/api/v1/items.py").read_text() == USER_ROUTER,
@@ -193,3 +208,93 @@ def check_update(session: nox.Session, service: Path, current: str) -> None:
     if problems:
         session.error("copier update went wrong:\n  " + "\n  ".join(problems))
     session.log("copier update: no conflicts; every team change kept; every template change arrived")
+
+
+# Two resources a team generates after the update (the second one's name is compound).
+RESOURCES = {
+    "agents": ("NAME=agent", "FIELDS=name:str:unique description:text? max_sessions:int enabled:bool"),
+    "agent_sessions": ("NAME=agent_session", "FIELDS=title:str(80) started_at:datetime? agent_id:uuid"),
+}
+# The next release changes files that generated resources depend on or that the generator
+# edits: (file in template/, the line after which it adds one, the line it adds).
+NEXT_RELEASE = [
+    (
+        "backend/app/api/v1/router.py",
+        "api_router = APIRouter(\n",
+        "    # Options for every v1 route go here too: dependencies=[Depends(...)] for authentication, say.\n",
+    ),
+    (
+        "backend/app/api/deps.py",
+        "from app.db.session import get_db_session, get_engine\n",
+        "\n# One alias per dependency; its provider function lives beside what it provides.\n",
+    ),
+    (
+        "backend/alembic/env.py",
+        "def configure(**options: Any) -> None:\n",
+        "    # No include_schemas: the migrations manage the default schema only (tests keep theirs apart).\n",
+    ),
+    (
+        "backend/tests/conftest.py",
+        "    async def session_in_test_transaction() -> AsyncIterator[AsyncSession]:\n",
+        "        # Every alias on get_db_session (DbSession, and a team's own) gets this session.\n",
+    ),
+]
+
+
+def generate_resources(session: nox.Session, service: Path, env: dict[str, str | None]) -> None:
+    """The update committed; then two resources, generated with `make resource` and committed."""
+    with session.chdir(service):
+        commit_all(session, "copier update")
+        for arguments in RESOURCES.values():
+            session.run("make", "resource", *arguments, external=True, env=env)
+        commit_all(session, "make resource, twice")
+
+
+def release_next(session: nox.Session, template: Path, current: str) -> str:
+    """A later release of the template repository at TEMPLATE (NEXT_RELEASE's changes), tagged."""
+    version = f"{current}.post1"
+    for name, after, line in NEXT_RELEASE:
+        path = template / "template" / name
+        text = path.read_text()
+        if after not in text:
+            session.error(f"{name} has no line {after.strip()!r} any more: update NEXT_RELEASE in harness/update.py")
+        path.write_text(text.replace(after, after + line, 1))
+    with session.chdir(template):
+        commit_all(session, f"template {version}")
+        git(session, "tag", version)
+    return version
+
+
+def registered(router: str) -> set[str]:
+    """The modules router.py imports from app.api.v1 and whose router it includes (none if it does not parse)."""
+    try:
+        tree = ast.parse(router)
+    except SyntaxError:  # conflict markers, reported on their own
+        return set()
+    lines = [node for node in tree.body if isinstance(node, ast.ImportFrom) and node.module == "app.api.v1"]
+    imported = {alias.name for line in lines for alias in line.names}
+    return {name for name in imported if f"api_router.include_router({name}.router)" in router}
+
+
+def lacks(service: Path, name: str, line: str) -> bool:
+    """NAME (in SERVICE) lacks LINE."""
+    return line not in (service / name).read_text()
+
+
+def check_resources_kept(session: nox.Session, service: Path, version: str) -> None:
+    """No conflict; the generated files untouched, both resources still registered; the release arrived."""
+    problems = conflicts(service)
+    with session.chdir(service):
+        status = session.run("git", "status", "--porcelain", external=True, silent=True)
+    assert isinstance(status, str)
+    generated = ("app/models/", "app/schemas/agent", "app/api/v1/agent", "alembic/versions/", "tests/api/v1/test_agent")
+    touched = [line[3:] for line in status.splitlines() if any(path in line for path in generated)]
+    problems += [f"copier update changed {path}" for path in touched]
+    missing = set(RESOURCES) - registered((service / "backend/app/api/v1/router.py").read_text())
+    problems += [f"{plural} is no longer registered in router.py" for plural in sorted(missing)]
+    problems += [f"{name}: the release's line is missing" for name, _, new in NEXT_RELEASE if lacks(service, name, new)]
+    if f"_commit: {version}\n" not in (service / ".copier-answers.yml").read_text():
+        problems.append(f"the answers file does not record {version}")
+    if problems:
+        session.error("copier update after make resource went wrong:\n  " + "\n  ".join(problems))
+    session.log("copier update after make resource: no conflicts, both resources kept and registered, release applied")

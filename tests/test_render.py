@@ -114,6 +114,7 @@ def test_pyproject_follows_the_answers(rendered: tuple[Path, dict[str, Any]]) ->
         ("test", "cd backend && {manager} run pytest"),
         ("migrate", "cd backend && {manager} run alembic upgrade head"),
         ("serve", "cd backend && {manager} run python -m app"),
+        ("resource", "cd backend && {manager} run -- python -m devtools.resource"),
     ],
 )
 def test_make_targets_use_the_chosen_package_manager(

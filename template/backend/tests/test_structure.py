@@ -22,11 +22,13 @@ def test_layers_import_without_reading_settings_or_configuring_logging() -> None
     modules = [
         "app.api",
         "app.api.deps",
+        "app.api.pagination",
         "app.api.v1",
         "app.api.v1.router",
         "app.core",
         "app.middleware",
         "app.schemas",
+        "app.schemas.fields",
         "app.exceptions",
         "app.exceptions.handlers",
         "app.db",

@@ -1,0 +1,235 @@
+"""`make resource`, as a team runs it in a rendered service, end to end on real servers.
+
+The issue's example, a PLURAL= override and a compound name are generated with `make
+resource`; each refusal leaves the tree as it was (`git status --porcelain`); the
+result passes `make lint`, migrates up and down, passes `make test` with the generated
+tests, and serves every route, its errors and a 503 with PostgreSQL stopped. The time
+of `make resource` is a figure.
+
+Runs with the rendered service's Python, at the end of the `generated` sessions. The
+service is committed to git first (a repository of its own if it has none) and put
+back as it was afterwards. Checks depend on the ones before them: run the module whole.
+"""
+
+import http.client
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import Servers, env_from_example
+
+EXAMPLE = ["NAME=agent", "FIELDS=name:str:unique description:text? max_sessions:int enabled:bool"]
+PLURAL = ["NAME=person", "FIELDS=name:str(80) born_on:date?", "PLURAL=people"]
+COMPOUND = ["NAME=agent_session", "FIELDS=title:str started_at:datetime? agent_id:uuid"]
+# nox points these at its own environment; the service's commands use the service's.
+DROP = ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON", "CONDA_PREFIX", "MAKEFLAGS", "MAKELEVEL", "MFLAGS")
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def repo(service_dir: Path) -> Iterator[Path]:
+    """The service with everything committed; afterwards, back as it was."""
+    created = not (service_dir / ".git").exists()
+    if created:
+        git(service_dir, "init", "-q")
+    elif git(service_dir, "status", "--porcelain"):
+        pytest.fail(f"{service_dir} has uncommitted changes: these checks need a clean service", pytrace=False)
+    identity = ["-c", "user.name=Resource Check", "-c", "user.email=resource-check@example.com"]
+    git(service_dir, "add", "-A")
+    git(service_dir, *identity, "commit", "-q", "--allow-empty", "--no-verify", "-m", "before make resource")
+    base = git(service_dir, "rev-parse", "HEAD").strip()
+    yield service_dir
+    git(service_dir, "reset", "-q", "--hard", base)
+    git(service_dir, "clean", "-fdq")
+    if created:
+        shutil.rmtree(service_dir / ".git")
+
+
+def commit(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=Resource Check", "-c", "user.email=x@example.com", "commit", "-q", "-m", message)
+
+
+@pytest.fixture(scope="module")
+def env(backend: Path, servers: Servers) -> dict[str, str]:
+    """A developer's environment: .env.example's settings, pointed at the checks' PostgreSQL and Redis."""
+    environment = {key: value for key, value in env_from_example(backend).items() if key not in DROP}
+    return {**environment, "DATABASE_URL": servers.postgres.url, "REDIS_URL": servers.redis.url}
+
+
+def run(command: list[str], cwd: Path, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    print(f"$ {' '.join(command)}  (in {cwd})")
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def succeeds(result: subprocess.CompletedProcess[str]) -> str:
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(result.args)} exited {result.returncode}:\n{output[-6000:]}"
+    return output
+
+
+def changes(repo: Path) -> set[str]:
+    return {line[3:] for line in git(repo, "status", "--porcelain", "--untracked-files=all").splitlines()}
+
+
+def test_make_resource_writes_the_example_and_registers_it(
+    repo: Path, env: dict[str, str], figure: Callable[[str], None]
+) -> None:
+    started = time.monotonic()
+    output = succeeds(run(["make", "resource", *EXAMPLE], repo, env))
+    figure(f"resource: make resource (the issue's example, migration included): {time.monotonic() - started:.2f} s")
+    written = changes(repo)
+    revisions = {path for path in written if path.startswith("backend/alembic/versions/")}
+    assert len(revisions) == 1 and next(iter(revisions)).endswith("_create_agents.py"), written
+    assert written == {
+        "backend/app/models/agent.py",
+        "backend/app/schemas/agent.py",
+        "backend/app/api/v1/agents.py",
+        "backend/tests/api/v1/test_agents.py",
+        "backend/app/api/v1/router.py",
+        *revisions,
+    }, written
+    diff = git(repo, "diff", "-U0", "--", "backend/app/api/v1/router.py").splitlines()
+    edits = [line for line in diff if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert edits == [
+        "-from app.api.v1 import health",
+        "+from app.api.v1 import agents, health",
+        "+api_router.include_router(agents.router)",
+    ], edits
+    assert "/api/v1/agents" in output
+    commit(repo, "make resource NAME=agent")
+
+
+def test_plural_and_compound_names(repo: Path, env: dict[str, str]) -> None:
+    for arguments, routes in ((PLURAL, "people.py"), (COMPOUND, "agent_sessions.py")):
+        succeeds(run(["make", "resource", *arguments], repo, env))
+        assert f"backend/app/api/v1/{routes}" in changes(repo)
+        commit(repo, f"make resource {arguments[0]}")
+    models = repo / "backend" / "app" / "models"
+    assert '__tablename__ = "people"' in (models / "person.py").read_text()
+    assert 'prefix="/agent-sessions"' in (repo / "backend/app/api/v1/agent_sessions.py").read_text()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ([], "usage: make resource NAME=agent FIELDS="),
+        (["NAME=agent"], "usage: make resource"),
+        (["NAME=Agent", "FIELDS=name:str"], "error: NAME=Agent is not snake_case"),
+        (["NAME=class", "FIELDS=name:str"], "error: NAME=class is a Python keyword"),
+        (["NAME=health", "FIELDS=name:str"], "error: NAME=health is reserved"),
+        (["NAME=router", "FIELDS=name:str"], "error: NAME=router is reserved"),
+        (["NAME=agent", "FIELDS=title:str"], "error: NAME=agent: the resource exists already"),
+        (["NAME=widget", "FIELDS=name:blob"], "has an unknown type; the types are str, str(N), text, int"),
+        (["NAME=widget", "FIELDS=name:str name:text"], "'name' appears twice"),
+        (["NAME=widget", "FIELDS=id:uuid"], "'id' is reserved: every resource has id, created_at, updated_at"),
+        (["NAME=widget", "FIELDS=created_at:datetime"], "'created_at' is reserved"),
+    ],
+)
+def test_a_refusal_says_what_is_accepted_and_writes_nothing(
+    arguments: list[str], message: str, repo: Path, env: dict[str, str]
+) -> None:
+    result = run(["make", "resource", *arguments], repo, env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    # One line from the generator (make adds its own, and uv may say it compiled bytecode).
+    own = [line for line in result.stderr.splitlines() if line.startswith(("error:", "usage:"))]
+    assert len(own) == 1 and message in own[0], result.stderr
+    assert result.stdout == ""
+    assert changes(repo) == set(), "a refusal changed the service"
+
+
+def test_make_lint_passes_with_the_resources(repo: Path, env: dict[str, str]) -> None:
+    succeeds(run(["make", "lint"], repo, env))
+    assert changes(repo) == set(), "make lint changed files"
+
+
+def tables(database_url: str) -> set[str]:
+    import asyncio
+
+    from sqlalchemy import Connection, inspect, make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    def names(connection: Connection) -> set[str]:
+        return set(inspect(connection).get_table_names())
+
+    async def read() -> Any:
+        engine = create_async_engine(make_url(database_url).set(drivername="postgresql+asyncpg"), poolclass=NullPool)
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(names)
+        finally:
+            await engine.dispose()
+
+    return set(asyncio.run(read()))
+
+
+def test_make_migrate_creates_the_tables_and_downgrade_removes_the_last(
+    repo: Path, env: dict[str, str], servers: Servers
+) -> None:
+    succeeds(run(["make", "migrate"], repo, env))
+    assert {"agents", "people", "agent_sessions"} <= tables(servers.postgres.url)
+    succeeds(run([sys.executable, "-m", "alembic", "downgrade", "-1"], repo / "backend", env))
+    assert "agent_sessions" not in tables(servers.postgres.url)
+    succeeds(run(["make", "migrate"], repo, env))
+    assert "agent_sessions" in tables(servers.postgres.url)
+
+
+def test_make_test_passes_with_the_generated_tests(repo: Path, env: dict[str, str]) -> None:
+    output = succeeds(run(["make", "test", "ARGS=-v"], repo, env))
+    for plural, name in (("agents", "agent"), ("people", "person"), ("agent_sessions", "agent_session")):
+        assert f"tests/api/v1/test_{plural}.py::test_create_{name} PASSED" in output, output[-3000:]
+
+
+def call(port: int, method: str, path: str, body: Any = None) -> tuple[int, dict[str, str], Any]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        payload = None if body is None else json.dumps(body)
+        connection.request(method, path, body=payload, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        raw = response.read()
+        headers = {name.lower(): value for name, value in response.getheaders()}
+        return response.status, headers, json.loads(raw) if raw else None
+    finally:
+        connection.close()
+
+
+def test_every_route_over_http_on_real_servers(repo: Path, launch: Any, servers: Servers) -> None:
+    port = launch("resource").port
+    url = "/api/v1/agents"
+    body = {"name": "first", "description": None, "max_sessions": 3, "enabled": True}
+    status, headers, created = call(port, "POST", url, body)
+    assert status == 201 and headers["location"] == f"http://127.0.0.1:{port}{url}/{created['id']}", created
+    assert call(port, "GET", f"{url}/{created['id']}")[2] == created
+    assert call(port, "POST", url, body)[0] == 409
+    assert call(port, "POST", url, {**body, "name": "x" * 256})[0] == 422
+    assert call(port, "POST", url, {**body, "name": "big", "max_sessions": 2**63})[0] == 422
+    assert call(port, "GET", f"{url}/not-a-uuid")[0] == 422
+    status, _, page = call(port, "GET", f"{url}?page=1&page_size=1")
+    assert status == 200 and (page["total"], len(page["items"])) == (1, 1), page
+    status, _, updated = call(port, "PATCH", f"{url}/{created['id']}", {"max_sessions": 4})
+    assert status == 200 and updated == {**created, "max_sessions": 4, "updated_at": updated["updated_at"]}
+    assert call(port, "PATCH", f"{url}/{created['id']}", {"name": None})[0] == 422
+    assert call(port, "DELETE", f"{url}/{created['id']}")[:1] == (204,)
+    assert call(port, "GET", f"{url}/{created['id']}")[0] == 404
+    assert call(port, "GET", "/api/v1/agent-sessions")[0] == 200
+    assert call(port, "GET", "/api/v1/people")[0] == 200
+    paths = call(port, "GET", "/openapi.json")[2]["paths"]
+    assert {url, f"{url}/{{agent_id}}", "/api/v1/people", "/api/v1/agent-sessions"} <= set(paths)
+    servers.postgres.stop()
+    try:
+        status, headers, error = call(port, "GET", url)
+        assert (status, headers.get("retry-after"), error["error"]["code"]) == (503, "5", "service_unavailable")
+    finally:
+        servers.postgres.start()

@@ -1,0 +1,110 @@
+"""Field types for stored values: each refuses what PostgreSQL would refuse, and takes what it stores."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import BigInteger, DateTime, Text, bindparam, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.schemas.fields import BigInt, Omittable, StoredStr, UtcDatetime
+
+
+class Create(BaseModel):
+    name: StoredStr = Field(max_length=5)
+    count: BigInt = 0
+    at: UtcDatetime | None = None
+
+
+class Update(BaseModel):
+    name: Omittable[StoredStr] = Field(default=None, max_length=5)
+    count: Omittable[BigInt] = None
+    note: StoredStr | None = None
+
+
+def refused(model: type[BaseModel], body: dict[str, Any]) -> list[str]:
+    """The messages of the errors MODEL gives BODY."""
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(body)
+    return [error["msg"] for error in caught.value.errors()]
+
+
+async def round_trip(session: AsyncSession, value: Any, type_: Any) -> Any:
+    return (await session.execute(select(bindparam("value", value, type_=type_)))).scalar_one()
+
+
+def test_a_string_is_refused_with_a_nul_character_or_beyond_its_length() -> None:
+    assert refused(Create, {"name": "a\x00b"}) == ["Value error, must not contain NUL characters"]
+    assert refused(Create, {"name": "abcdef"}) == ["String should have at most 5 characters"]
+    assert Create.model_validate({"name": "abcde"}).name == "abcde"
+
+
+@pytest.mark.anyio
+async def test_postgresql_refuses_the_nul_character(db_session: AsyncSession) -> None:
+    # What StoredStr keeps from reaching the database, where it is an error (a 500).
+    with pytest.raises(DBAPIError):
+        await round_trip(db_session, "a\x00b", Text())
+
+
+@pytest.mark.parametrize("count", [2**63, -(2**63) - 1])
+def test_an_integer_beyond_64_bits_is_refused(count: int) -> None:
+    assert len(refused(Create, {"name": "a", "count": count})) == 1
+
+
+@pytest.mark.anyio
+async def test_postgresql_stores_the_extremes_of_bigint(db_session: AsyncSession) -> None:
+    for count in (2**63 - 1, -(2**63)):
+        assert await round_trip(db_session, Create(name="a", count=count).count, BigInteger()) == count
+
+
+def test_datetimes_must_be_aware_and_are_kept_in_utc() -> None:
+    at = Create.model_validate({"name": "a", "at": "2024-05-01T12:00:00+02:00"}).at
+    assert at == datetime(2024, 5, 1, 10, tzinfo=UTC) and at.utcoffset() == timedelta(0)
+    assert refused(Create, {"name": "a", "at": "2024-05-01T12:00:00"}) == ["Input should have timezone info"]
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        "0001-01-01T00:00:00+01:00",  # before the year 1 in UTC
+        "9999-12-31T23:59:59-01:00",  # after the year 9999 in UTC
+        "0001-01-01T00:00:00Z",  # asyncpg would store these two as -infinity and infinity
+        "9999-12-31T23:59:59.999999Z",
+    ],
+)
+def test_a_datetime_that_postgresql_cannot_store_as_it_is_is_refused(at: str) -> None:
+    assert refused(Create, {"name": "a", "at": at}) == [
+        "Value error, must lie strictly between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z"
+    ]
+
+
+@pytest.mark.anyio
+async def test_postgresql_stores_the_first_and_last_datetimes_allowed(db_session: AsyncSession) -> None:
+    for text in ("0001-01-01T01:00:00.000001+01:00", "9999-12-31T23:59:59.999998Z"):
+        at = Create.model_validate({"name": "a", "at": text}).at
+        assert at is not None and at.tzinfo is UTC
+        stored = await round_trip(db_session, at, DateTime(timezone=True))
+        assert stored == at and stored.utcoffset() == timedelta(0)
+
+
+def test_an_omittable_field_may_be_left_out_but_not_sent_as_null() -> None:
+    left_out = Update.model_validate({})
+    assert (left_out.name, left_out.count, left_out.model_fields_set) == (None, None, set())
+    assert refused(Update, {"name": None}) == ["Value error, may be left out, but not null"]
+    assert refused(Update, {"count": None}) == ["Value error, may be left out, but not null"]
+    # Its own type's checks still apply.
+    assert refused(Update, {"name": "abcdef"}) != []
+    assert refused(Update, {"count": 2**63}) != []
+    sent = Update.model_validate({"name": "abc", "note": None})
+    assert sent.model_dump(exclude_unset=True) == {"name": "abc", "note": None}
+
+
+def test_an_omittable_field_is_documented_without_null() -> None:
+    properties = Update.model_json_schema()["properties"]
+    assert properties["name"]["type"] == "string" and properties["name"]["maxLength"] == 5
+    assert properties["count"]["type"] == "integer" and properties["count"]["maximum"] == 2**63 - 1
+    assert "anyOf" not in properties["name"] and "anyOf" not in properties["count"]
+    # A nullable field keeps its null.
+    assert {"type": "null"} in properties["note"]["anyOf"]
