@@ -10,6 +10,7 @@ accepting connections, finish the requests in flight and shut the app down; any 
 busy after SHUTDOWN_TIMEOUT seconds are killed. `make api` runs uvicorn alone, with reload.
 """
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,6 @@ def server_options(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {
         "bind": [f"{host}:{settings.PORT}"],
         "workers": settings.WEB_CONCURRENCY,
-        "worker_class": "uvicorn_worker.UvicornWorker",
         # uvicorn takes X-Forwarded-For / -Proto only from these peers.
         "forwarded_allow_ips": ",".join(settings.FORWARDED_ALLOW_IPS),
         "graceful_timeout": settings.SHUTDOWN_TIMEOUT,
@@ -54,11 +54,21 @@ def serve(settings: Settings) -> None:
     # Imported only now: gunicorn reads WEB_CONCURRENCY when imported and fails on a bad
     # value with a traceback; the settings have been checked by this point.
     from gunicorn.app.base import BaseApplication
+    from uvicorn_worker import UvicornWorker
+
+    class Worker(UvicornWorker):  # type: ignore[misc]  # gunicorn has no type hints
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # uvicorn-worker gives uvicorn's error logger gunicorn's handlers (none: gunicorn's
+            # records go to the root handler) and stops it propagating, which would lose
+            # uvicorn's own lines. Its access logger stays silent: the app writes that line.
+            logging.getLogger("uvicorn.error").propagate = True
 
     class ProductionServer(BaseApplication):  # type: ignore[misc]  # gunicorn has no type hints
         def load_config(self) -> None:
             for name, value in server_options(settings).items():
                 self.cfg.set(name, value)
+            self.cfg.set("worker_class", Worker)
 
         def load(self) -> FastAPI:
             # Called in each worker: every worker builds its own app (engine, Redis client).
