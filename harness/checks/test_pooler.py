@@ -102,7 +102,7 @@ def pgbouncer(
 
 @pytest.fixture
 def serve_behind_pgbouncer(
-    launch: Launcher, servers: Servers, pgbouncer: str
+    pgbouncer: str, launch: Launcher, servers: Servers
 ) -> Callable[[str], tuple[Counter[int | str], str]]:
     """Serves the app with DATABASE_URL at PgBouncer and DATABASE_POOLER=MODE, sends the load.
 
