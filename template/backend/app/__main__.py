@@ -26,12 +26,22 @@ from app.main import create_app
 HEARTBEAT_DIR = Path("/dev/shm")  # noqa: S108
 
 
+def uvicorn_lines_to_the_app(worker: Any) -> None:
+    """gunicorn's hook in each worker, once its app is built and before uvicorn serves it."""
+    # uvicorn-worker gives uvicorn's error logger gunicorn's handlers (none: gunicorn's records
+    # go to the root handler) and stops it propagating, which would lose uvicorn's own lines.
+    # Its access logger stays silent: the app writes that line.
+    logging.getLogger("uvicorn.error").propagate = True
+
+
 def server_options(settings: Settings) -> dict[str, Any]:
     """gunicorn's settings (its documented names) for SETTINGS."""
     host = f"[{settings.BIND_ADDRESS}]" if ":" in settings.BIND_ADDRESS else settings.BIND_ADDRESS
     options: dict[str, Any] = {
         "bind": [f"{host}:{settings.PORT}"],
         "workers": settings.WEB_CONCURRENCY,
+        "worker_class": "uvicorn_worker.UvicornWorker",
+        "post_worker_init": uvicorn_lines_to_the_app,
         # uvicorn takes X-Forwarded-For / -Proto only from these peers.
         "forwarded_allow_ips": ",".join(settings.FORWARDED_ALLOW_IPS),
         "graceful_timeout": settings.SHUTDOWN_TIMEOUT,
@@ -54,21 +64,11 @@ def serve(settings: Settings) -> None:
     # Imported only now: gunicorn reads WEB_CONCURRENCY when imported and fails on a bad
     # value with a traceback; the settings have been checked by this point.
     from gunicorn.app.base import BaseApplication
-    from uvicorn_worker import UvicornWorker
-
-    class Worker(UvicornWorker):  # type: ignore[misc]  # gunicorn has no type hints
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            # uvicorn-worker gives uvicorn's error logger gunicorn's handlers (none: gunicorn's
-            # records go to the root handler) and stops it propagating, which would lose
-            # uvicorn's own lines. Its access logger stays silent: the app writes that line.
-            logging.getLogger("uvicorn.error").propagate = True
 
     class ProductionServer(BaseApplication):  # type: ignore[misc]  # gunicorn has no type hints
         def load_config(self) -> None:
             for name, value in server_options(settings).items():
                 self.cfg.set(name, value)
-            self.cfg.set("worker_class", Worker)
 
         def load(self) -> FastAPI:
             # Called in each worker: every worker builds its own app (engine, Redis client).
