@@ -16,6 +16,7 @@
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -120,7 +121,7 @@ def test_liveness_does_not_depend_on_postgres_and_readiness_does(server: Service
     wait_for("readiness 200 again once PostgreSQL is back", lambda: server.status(READINESS) == 200, 15)
 
 
-def run_healthcheck(port: int) -> Any:
+def run_healthcheck(port: int) -> subprocess.CompletedProcess[str]:
     command = healthcheck_command()
     assert command[0] == "python", f"HEALTHCHECK runs {command[0]!r}; the slim image has python, not curl"
     return completed([sys.executable, *command[1:]], timeout=30, env={**os.environ, "PORT": str(port)})
@@ -269,8 +270,8 @@ problems += [f"{tool} on PATH" for tool in ("uv", "poetry") if shutil.which(tool
 problems += [f"no bytecode in {d}" for d in ("/app/app/__pycache__",) if not os.path.isdir(d)]
 sys.exit("; ".join(problems) or None)
 """
-# A revision of the check's own, in the image only (a new service has none): the image's
-# `alembic upgrade head` then has a table to create.
+# A revision of the check's own, in the service while its image is built (a new service
+# has none): the image's `alembic upgrade head` then has a table to create.
 REVISION_ID = "deploy_check_0001"
 REVISION = f"""\"\"\"The deploy check's table.\"\"\"
 
