@@ -167,8 +167,7 @@ def boot(session: nox.Session) -> None:
 @nox.session
 @nox.parametrize("package_manager", list(ANSWERS), ids=list(ANSWERS))
 def deploy(session: nox.Session, package_manager: str) -> None:
-    """Render with PACKAGE_MANAGER; validate its image, compose, Kubernetes and CI files; check them, `make serve`
-    and the service behind PgBouncer against it."""
+    """Render with PACKAGE_MANAGER; validate its deployment files, check them, `make serve` and PgBouncer against it."""
     steps = _load(ROOT / "harness" / "deploy.py")
     session.install("copier", package_manager, *steps.VALIDATORS)
     service = render(session, scratch(session, f"deploy-{package_manager}"), ANSWERS[package_manager])
