@@ -105,16 +105,18 @@ def timed(session: nox.Session, label: str, started: float) -> None:
     session.log(f"{label} took {time.monotonic() - started:.1f} s")
 
 
-def run_checks(session: nox.Session, python: Path, service: Path, where: str, *options: str) -> None:
-    """The pytest checks in harness/checks/WHERE, run with the service's Python against SERVICE.
+def run_checks(session: nox.Session, python: Path, service: Path, *checks: str, options: tuple[str, ...] = ()) -> None:
+    """The pytest checks in harness/checks/CHECKS (modules or folders), run in one go with the
+    service's Python against SERVICE, with OPTIONS.
 
     `nox -s SESSION -- --collect-only -q` lists them; `-- -k NAME` runs the ones NAME matches.
     """
     # -v names each check as it runs; a listing (-q) then prints bare test IDs.
     verbose = [] if {"--collect-only", "--co"} & set(session.posargs) else ["-v"]
-    command = [str(python), "-m", "pytest", "-c", str(CHECKS / "pytest.ini"), *verbose, str(CHECKS / where)]
+    command = [str(python), "-m", "pytest", "-c", str(CHECKS / "pytest.ini"), *verbose]
     env = {**SERVICE_ENV, "SERVICE_DIR": str(service)}
-    session.run(*command, *options, *session.posargs, external=True, env=env)
+    paths = [str(CHECKS / check) for check in checks]
+    session.run(*command, *paths, *options, *session.posargs, external=True, env=env)
 
 
 @nox.session
@@ -149,9 +151,8 @@ def generated(session: nox.Session, package_manager: str) -> None:
             timed(session, f"make {target}", started)
     origin = answers.get("cors_origins", "http://localhost:3000").split(",")[0].strip()
     port = answers.get("api_port", 8000)
-    run_checks(session, python, service, "test_dev.py", f"--api-port={port}", f"--origin={origin}")
-    run_checks(session, python, service, "test_migrations.py")
-    run_checks(session, python, service, "test_resource.py")
+    options = (f"--api-port={port}", f"--origin={origin}")
+    run_checks(session, python, service, "test_dev.py", "test_migrations.py", "test_resource.py", options=options)
 
 
 @nox.session
@@ -160,13 +161,13 @@ def boot(session: nox.Session) -> None:
     session.install("copier", "poetry")
     service = render(session, scratch(session, "boot"), {})
     python = install(session, service)
-    run_checks(session, python, service, "test_boot.py", f"--title={DEFAULT_TITLE}")
+    run_checks(session, python, service, "test_boot.py", options=(f"--title={DEFAULT_TITLE}",))
 
 
 @nox.session
 @nox.parametrize("package_manager", list(ANSWERS), ids=list(ANSWERS))
 def deploy(session: nox.Session, package_manager: str) -> None:
-    """Render with PACKAGE_MANAGER; validate its image, compose, Kubernetes and CI files; check them against it."""
+    """Render with PACKAGE_MANAGER; validate its deployment files, check them, `make serve` and PgBouncer against it."""
     steps = _load(ROOT / "harness" / "deploy.py")
     session.install("copier", package_manager, *steps.VALIDATORS)
     service = render(session, scratch(session, f"deploy-{package_manager}"), ANSWERS[package_manager])
@@ -177,8 +178,9 @@ def deploy(session: nox.Session, package_manager: str) -> None:
     started = time.monotonic()
     steps.hooks(session, service, SERVICE_ENV)
     timed(session, "pre-commit hooks", started)
-    # Probes against the running service; the image where a container engine works.
-    run_checks(session, python, service, "test_deploy.py")
+    # Probes against the running service, the image where a container engine works;
+    # `make serve`, and the service behind PgBouncer.
+    run_checks(session, python, service, "test_deploy.py", "test_serve.py", "test_pooler.py")
 
 
 @nox.session
@@ -188,9 +190,8 @@ def faults(session: nox.Session) -> None:
     service = render(session, scratch(session, "faults"), {})
     python = install(session, service)
     tools = Path(session.bin)
-    run_checks(
-        session, python, service, "faults", f"--schemathesis={tools / 'schemathesis'}", f"--copier={tools / 'copier'}"
-    )
+    options = (f"--schemathesis={tools / 'schemathesis'}", f"--copier={tools / 'copier'}")
+    run_checks(session, python, service, "faults", options=options)
 
 
 @nox.session
@@ -283,24 +284,3 @@ def demo(session: nox.Session) -> None:
     with session.chdir(destination):
         # Ctrl-C reaches make and everything under it; give them time to shut down cleanly.
         session.run("make", "dev", external=True, env={"VIRTUAL_ENV": None}, interrupt_timeout=30, terminate_timeout=10)
-
-
-@nox.session(default=False)
-def bench_serve(session: nox.Session) -> None:
-    """Figures, not a test: `make serve` (1 worker) against uvicorn as `make api` runs it, and 2 workers against 1."""
-    session.install("copier", "poetry", "uv")
-    service = render(session, scratch(session, "bench-serve"), {})
-    python = install(session, service)
-    if "--candidates" in session.posargs:
-        # The server `make serve` was chosen against, beside it in the service's environment.
-        session.run("uv", "pip", "install", "--quiet", "--python", str(python), "granian>=2.4")
-    session.run(
-        str(python),
-        str(ROOT / "harness" / "bench_serve.py"),
-        str(service),
-        f"--json={ROOT / 'benchmarks' / 'serve.json'}",
-        f"--markdown={ROOT / 'BENCHMARKS.md'}",
-        *session.posargs,
-        external=True,
-        env=SERVICE_ENV,
-    )

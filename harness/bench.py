@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 
 from checks.support import Servers, env_from_example
-from figures import readiness, request_path, resource, startup
+from figures import readiness, request_path, resource, serve, startup
 from figures.common import Bench, Section
 
 # In the order BENCHMARKS.md shows them.
@@ -33,8 +33,12 @@ GROUPS: dict[str, Callable[[Bench], Section]] = {
     "readiness": readiness.figures,
     "startup": startup.figures,
     "resource": resource.figures,
+    "serve": serve.figures,
 }
-VERSIONS = ["fastapi", "starlette", "uvicorn", "pydantic", "python-json-logger", "orjson", "uvloop", "httptools"]
+VERSIONS = [
+    *("fastapi", "starlette", "uvicorn", "pydantic", "python-json-logger", "orjson", "uvloop", "httptools"),
+    *("gunicorn", "uvicorn-worker"),
+]
 
 
 def versions() -> dict[str, str]:

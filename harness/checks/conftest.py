@@ -10,33 +10,23 @@ can start, stop and kill real PostgreSQL and Redis with the service's ``devtools
 (``--title``, ``--api-port``, ``--origin``, ``--readiness-timeout``, ``--soak-seconds``,
 ``--fuzz-examples``, ``--fuzz-seconds``, ``--schemathesis``, ``--copier``; see
 ``pytest --help``), set by the nox sessions. Figures (measurements reported, not
-asserted) are printed in a "figures" section at the end; when a check fails, the last
-lines of every service process in use are shown under it.
+asserted) are printed in a "figures" section at the end, and what a check did instead
+or could not do here (a tool missing, a stand-in made) in a "notes" section; when a
+check fails, the last lines of every service process in use are shown under it.
 """
 
 import os
 import signal
 import sys
 from collections.abc import Callable, Generator, Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import (
-    APP_FACTORY,
-    HEALTH,
-    Servers,
-    Service,
-    Stopped,
-    env_from_example,
-    process,
-    tail,
-    uvicorn_command,
-    wait_for,
-)
+from support import Launcher, Servers, Service, Stopped, env_from_example, tail
 
 FIGURES = pytest.StashKey[list[str]]()
+NOTES = pytest.StashKey[list[str]]()  # what a check did instead, or could not do, here
 LOGS = pytest.StashKey[dict[Path, str]]()  # log -> label, of the processes in use
 SERVERS = pytest.StashKey[list[Any]]()  # PostgreSQL and Redis, once started
 
@@ -55,7 +45,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[FIGURES], config.stash[LOGS], config.stash[SERVERS] = [], {}, []
+    config.stash[FIGURES], config.stash[NOTES], config.stash[LOGS], config.stash[SERVERS] = [], [], {}, []
     if config.option.help or config.option.version:
         return
     service = os.environ.get("SERVICE_DIR", "")
@@ -66,10 +56,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    if figures := config.stash.get(FIGURES, []):
-        terminalreporter.section("figures")
-        for line in figures:
-            terminalreporter.line(line)
+    for title, key in (("figures", FIGURES), ("notes", NOTES)):
+        if lines := config.stash.get(key, []):
+            terminalreporter.section(title)
+            for line in lines:
+                terminalreporter.line(line)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -135,6 +126,25 @@ def figure(pytestconfig: pytest.Config) -> Callable[[str], None]:
 
 
 @pytest.fixture(scope="session")
+def note(pytestconfig: pytest.Config) -> Callable[[str], None]:
+    """Records what a check did instead, or could not do here (a tool missing, a stand-in made),
+    for a "notes" section at the end."""
+    return pytestconfig.stash[NOTES].append
+
+
+@pytest.fixture
+def say(note: Callable[[str], None], capsys: pytest.CaptureFixture[str]) -> Callable[[str], None]:
+    """Prints a line as the check goes (output captured or not), and keeps it as a note."""
+
+    def say(line: str) -> None:
+        note(line)
+        with capsys.disabled():
+            print(f"\n  --  {line}", flush=True)
+
+    return say
+
+
+@pytest.fixture(scope="session")
 def watched_logs(pytestconfig: pytest.Config) -> dict[Path, str]:
     """Logs (and their labels) whose last lines are shown under a check that fails."""
     return pytestconfig.stash[LOGS]
@@ -167,31 +177,6 @@ def service_env(backend: Path, servers: Servers, readiness_timeout: float) -> di
     return env
 
 
-class Launcher:
-    """Starts the service as `make api` does (no reload); close() stops all it started."""
-
-    def __init__(self, backend: Path, env: dict[str, str], logs: Path, watched: dict[Path, str]) -> None:
-        self.backend, self.env, self.logs, self.watched = backend, env, logs, watched
-        self.stack = ExitStack()
-
-    def __call__(self, name: str, app: str = APP_FACTORY, **overrides: str) -> Service:
-        """The service NAME (its log's name) with APP and environment OVERRIDES, once liveness is 200."""
-        from devtools.servers import free_port
-
-        port, log = free_port(), self.logs / f"{name}.log"
-        self.watched[log] = f"service {name!r}"
-        self.stack.callback(self.watched.pop, log, None)
-        command = uvicorn_command(self.backend, port, app)
-        proc = self.stack.enter_context(process(command, self.backend, {**self.env, **overrides}, log))
-        service = Service(proc, port, log)
-        serving = f"{name}: serves {HEALTH}"
-        service.start_seconds = wait_for(serving, lambda: service.status(HEALTH) == 200, 30, service.alive)
-        return service
-
-    def close(self) -> None:
-        self.stack.close()
-
-
 @pytest.fixture(scope="module")
 def module_launcher(
     backend: Path, service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory, watched_logs: dict[Path, str]
@@ -206,7 +191,8 @@ def module_launcher(
 def launch(
     backend: Path, service_env: dict[str, str], tmp_path: Path, watched_logs: dict[Path, str]
 ) -> Iterator[Launcher]:
-    """Starts services for one check: launch(name, app=..., **environment overrides)."""
+    """Starts services for one check: launch(name, app=..., **environment overrides), or
+    launch.production(name, ...) for the production server."""
     launcher = Launcher(backend, service_env, tmp_path, watched_logs)
     yield launcher
     launcher.close()

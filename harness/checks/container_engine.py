@@ -10,27 +10,22 @@ binary from uv's PyPI wheel (the `uv` on PATH).
 import json
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
+from support import completed
 
 STAND_IN_LABEL = "deploy-check.stand-in"
 DEBIAN_PYTHON = {"3.11": "bookworm", "3.13": "trixie"}
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
-def run(command: list[str], timeout: float = 120, **options: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False, **options)
-
-
 def working_engine() -> str | None:
     """podman or docker, the first whose `info` succeeds (a docker client without a daemon fails)."""
     for engine in ("podman", "docker"):
-        if shutil.which(engine) and run([engine, "info"], timeout=60).returncode == 0:
+        if shutil.which(engine) and completed([engine, "info"], timeout=60).returncode == 0:
             return engine
     return None
 
@@ -65,14 +60,15 @@ def qualified(image: str) -> str:
 def ensure_image(engine: str, image: str, say: Callable[[str], None]) -> None:
     """IMAGE is there: found, pulled, or else a stand-in made here (said so)."""
     image = qualified(image)
-    if run([engine, "image", "inspect", image]).returncode and run([engine, "pull", image], timeout=600).returncode:
+    missing = completed([engine, "image", "inspect", image]).returncode
+    if missing and completed([engine, "pull", image], timeout=600).returncode:
         if python := re.fullmatch(r"docker\.io/library/python:(\d+\.\d+)-slim-(\w+)", image):
             _stand_in_python(engine, image, python.group(1), say)
         elif uv := re.fullmatch(r"ghcr\.io/astral-sh/uv:python(\d+\.\d+)-(\w+)-slim", image):
             _stand_in_uv(engine, image, uv.group(1), uv.group(2), say)
         else:
             pytest.skip(f"{image} cannot be pulled here, and there is no stand-in for it")
-    inspected = json.loads(run([engine, "image", "inspect", image]).stdout)[0]
+    inspected = json.loads(completed([engine, "image", "inspect", image]).stdout)[0]
     labels = inspected.get("Labels") or inspected["Config"].get("Labels") or {}
     if STAND_IN_LABEL in labels:
         say(f"{image} is a stand-in made here ({labels[STAND_IN_LABEL]}), not the registry's image")
@@ -94,11 +90,11 @@ def _stand_in_python(engine: str, image: str, version: str, say: Callable[[str],
         ]
         packages = "--include=python3,python-is-python3,python3-pip,ca-certificates"
         command = ["mmdebstrap", "--variant=minbase", packages, *(f"--customize-hook={h}" for h in hooks)]
-        made = run([*command, release, str(rootfs)], timeout=900)
+        made = completed([*command, release, str(rootfs)], timeout=900)
         assert made.returncode == 0, f"mmdebstrap {release} failed:\n{made.stderr[-3000:]}"
         changes = ['CMD ["python3"]', f"LABEL {STAND_IN_LABEL}=debian-{release}-python3"]
         changes += [f"ENV {name}={CA_BUNDLE}" for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT")]
-        imported = run([engine, "import", *(f"--change={c}" for c in changes), str(rootfs), image], timeout=600)
+        imported = completed([engine, "import", *(f"--change={c}" for c in changes), str(rootfs), image], timeout=600)
         assert imported.returncode == 0, imported.stderr
 
 
@@ -113,5 +109,5 @@ def _stand_in_uv(engine: str, image: str, version: str, release: str, say: Calla
         shutil.copy2(uv, Path(tmp) / "uv")
         recipe = Path(tmp) / "Containerfile"
         recipe.write_text(f"FROM {python_image}\nCOPY uv /usr/local/bin/uv\nLABEL {STAND_IN_LABEL}=uv-pypi-wheel\n")
-        built = run([engine, "build", f"--tag={image}", f"--file={recipe}", tmp], timeout=600)
+        built = completed([engine, "build", f"--tag={image}", f"--file={recipe}", tmp], timeout=600)
         assert built.returncode == 0, built.stderr[-3000:]

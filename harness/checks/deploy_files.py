@@ -111,9 +111,3 @@ def probes() -> list[Probe]:
         for path in re.findall(r"https?://[^/\s'\"]+(/[^\s'\"]*)", test):
             found.append(Probe(f"compose.yaml {name} healthcheck", "healthcheck", path, image_port()))
     return found
-
-
-def example_env() -> dict[str, str]:
-    """The values of backend/.env.example, what a user fills in."""
-    lines = (BACKEND / ".env.example").read_text().splitlines()
-    return dict(line.partition("=")[::2] for line in lines if line and not line.startswith("#"))

@@ -6,11 +6,12 @@ Standard library only: it runs with the service's own Python, next to the servic
 import http.client
 import json
 import os
+import re
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,16 @@ class Response:
 
 
 def request(
-    port: int, path: str, method: str = "GET", headers: dict[str, str] | None = None, timeout: float = 10
+    port: int,
+    path: str,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    timeout: float = 10,
+    source: str = "127.0.0.1",
 ) -> Response:
-    """One request on a new connection to 127.0.0.1:PORT; OSError and HTTPException propagate."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    """One request on a new connection to 127.0.0.1:PORT from SOURCE (any 127.0.0.0/8 address
+    is loopback); OSError and HTTPException propagate."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(source, 0))
     try:
         conn.request(method, path, headers=headers or {})
         response = conn.getresponse()
@@ -61,20 +68,27 @@ def wait_for(what: str, probe: Callable[[], bool], within: float, alive: Callabl
         time.sleep(0.05)
 
 
+# Nothing from the shell that runs the checks may configure or redirect the service, its
+# package manager or make (uvicorn and gunicorn read WEB_CONCURRENCY, the Makefile PORT).
+NOT_INHERITED = (
+    *("DATABASE_URL", "REDIS_URL", "PORT", "WEB_CONCURRENCY", "MAKEFLAGS"),
+    *("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON", "CONDA_PREFIX", "POETRY_ACTIVE"),
+)
+
+
 def clean_env() -> dict[str, str]:
-    # Nothing from the shell that runs the checks may configure or redirect the service.
-    drop = ("DATABASE_URL", "REDIS_URL", "VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON")
-    return {k: v for k, v in os.environ.items() if k not in drop}
+    return {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
+
+
+def example_values(backend: Path) -> dict[str, str]:
+    """The values of backend/.env.example, what a user fills in."""
+    lines = (backend / ".env.example").read_text().splitlines()
+    return dict(line.partition("=")[::2] for line in lines if line and not line.startswith("#"))
 
 
 def env_from_example(backend: Path) -> dict[str, str]:
     """The environment a user gives the service: the values of .env.example."""
-    env = clean_env()
-    for line in (backend / ".env.example").read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.partition("=")
-            env[name] = value
-    return env
+    return {**clean_env(), **example_values(backend)}
 
 
 def uvicorn_command(backend: Path, port: int, app: str = APP_FACTORY, *, access_log: bool = False) -> list[str]:
@@ -85,23 +99,51 @@ def uvicorn_command(backend: Path, port: int, app: str = APP_FACTORY, *, access_
     return command if access_log else [*command, "--no-access-log"]
 
 
+def production_command(backend: Path) -> list[str]:
+    """The production server as `make serve` and the image run it (in backend/; PORT in the environment)."""
+    return [str(backend / ".venv" / "bin" / "python"), "-m", "app"]
+
+
 @contextmanager
 def process(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """COMMAND in its own process group, output to LOG; the group is killed on exit if still running."""
+    """COMMAND in its own process group, output to LOG; what is left of the group is killed on exit."""
     with log.open("wb") as out:
         proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            with suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        # Also when COMMAND has exited: a server's workers may outlive it (a failed check).
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (state, ppid, pgrp, ...); None once it is gone."""
+    try:
+        # The command name may hold spaces and ")": split after its last ")".
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def process_tree(root: int) -> list[int]:
+    """ROOT and every live process below it."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := proc_stat(int(entry.name))):
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
 
 
 @dataclass
 class Service:
-    """A uvicorn process of the service, where it serves and what it writes."""
+    """A server process of the service (uvicorn, or `python -m app`), where it serves and what it writes."""
 
     proc: subprocess.Popen[bytes]
     port: int
@@ -141,6 +183,51 @@ class Service:
             return None, time.monotonic() - sent
 
 
+class Launcher:
+    """Starts the service's servers; close() stops all it started."""
+
+    def __init__(self, backend: Path, env: dict[str, str], logs: Path, watched: dict[Path, str]) -> None:
+        self.backend, self.env, self.logs, self.watched = backend, env, logs, watched
+        self.stack = ExitStack()
+
+    def __call__(self, name: str, app: str = APP_FACTORY, **overrides: str) -> Service:
+        """uvicorn as `make api` serves it (no reload): NAME (its log's name) with APP and
+        environment OVERRIDES, once liveness is 200."""
+        from devtools.servers import free_port
+
+        port = free_port()
+        return self.start(name, uvicorn_command(self.backend, port, app), port, **overrides)
+
+    def production(
+        self, name: str, command: list[str] | None = None, cwd: Path | None = None, **overrides: str
+    ) -> Service:
+        """The production server, `python -m app` (or COMMAND in CWD, such as `make serve`), on a
+        free loopback port, once liveness is 200."""
+        from devtools.servers import free_port
+
+        port = free_port()
+        command = command or production_command(self.backend)
+        # Workers with `uv run` or `poetry run` in front take longer than one uvicorn.
+        env = {"PORT": str(port), "BIND_ADDRESS": "127.0.0.1", **overrides}
+        return self.start(name, command, port, cwd=cwd, within=60, **env)
+
+    def start(
+        self, name: str, command: list[str], port: int, cwd: Path | None = None, within: float = 30, **overrides: str
+    ) -> Service:
+        """COMMAND serving on PORT, as NAME, once liveness is 200 (within WITHIN seconds)."""
+        log = self.logs / f"{name}.log"
+        self.watched[log] = f"service {name!r}"
+        self.stack.callback(self.watched.pop, log, None)
+        proc = self.stack.enter_context(process(command, cwd or self.backend, {**self.env, **overrides}, log))
+        service = Service(proc, port, log)
+        serving = f"{name}: serves {HEALTH}"
+        service.start_seconds = wait_for(serving, lambda: service.status(HEALTH) == 200, within, service.alive)
+        return service
+
+    def close(self) -> None:
+        self.stack.close()
+
+
 @dataclass(frozen=True)
 class Servers:
     """PostgreSQL and Redis as the service's ``devtools.servers`` runs them (start, stop, kill, url, port)."""
@@ -157,18 +244,27 @@ class Stopped:
     seconds: float
 
 
-def run(command: list[str], cwd: Path, timeout: float, env: dict[str, str] | None = None) -> str:
+def completed(
+    command: list[str], cwd: Path | None = None, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Runs COMMAND to its end, its output captured; whatever its exit status."""
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def run(command: list[str], cwd: Path | None, timeout: float, env: dict[str, str] | None = None) -> str:
     """Runs COMMAND; a non-zero exit fails the check and shows what it printed."""
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    done = completed(command, cwd, timeout, env)
     output = done.stdout + done.stderr
     assert done.returncode == 0, f"{' '.join(command)} exited {done.returncode}:\n{output[-6000:]}"
     return output
 
 
-def log_records(log: Path) -> list[dict[str, Any]]:
-    """Every line LOG holds, parsed; a line that is not a JSON object fails the check."""
+def log_records(log: Path, skip: re.Pattern[str] | None = None) -> list[dict[str, Any]]:
+    """Every line LOG holds (but those SKIP matches whole), parsed; one that is not a JSON object fails the check."""
     records = []
     for line in filter(str.strip, log.read_text().splitlines()):
+        if skip and skip.fullmatch(line):
+            continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError:

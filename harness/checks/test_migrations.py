@@ -10,9 +10,7 @@ the end of the `generated` sessions.
 """
 
 import asyncio
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import clean_env, completed, run
 
 MODEL = '''"""Widgets: the team's first table."""
 
@@ -36,8 +35,6 @@ class Widget(UUIDPrimaryKeyMixin, TimestampMixin, Base):
 '''
 # The same model with one more column, and no migration for it.
 DRIFTED = MODEL + "    size: Mapped[int]\n"
-# nox points these at its own environment; the service's commands use the service's.
-DROP = ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON", "CONDA_PREFIX", "DATABASE_URL", "REDIS_URL", "MAKEFLAGS")
 
 
 @pytest.fixture(scope="module")
@@ -61,21 +58,9 @@ def env(service_dir: Path, database_url: str) -> Iterator[dict[str, str]]:
     created = not dot_env.exists()
     if created:
         shutil.copy(example, dot_env)
-    environment = {key: value for key, value in os.environ.items() if key not in DROP}
-    yield {**environment, "DATABASE_URL": database_url}
+    yield {**clean_env(), "DATABASE_URL": database_url}
     if created:
         dot_env.unlink()
-
-
-def run(command: list[str], cwd: Path, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    print(f"$ {' '.join(command)}  (in {cwd})")
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-
-
-def succeeds(result: subprocess.CompletedProcess[str]) -> str:
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{' '.join(result.args)} exited {result.returncode}:\n{output[-6000:]}"
-    return output
 
 
 def tables(database_url: str) -> set[str]:
@@ -116,7 +101,7 @@ def model(service_dir: Path) -> Iterator[Path]:
 
 
 def test_make_migrate_on_an_empty_database(service_dir: Path, env: dict[str, str], database_url: str) -> None:
-    succeeds(run(["make", "migrate"], service_dir, env))
+    run(["make", "migrate"], service_dir, 600, env)
     assert tables(database_url) <= {"alembic_version"}
 
 
@@ -124,7 +109,7 @@ def test_a_model_and_make_migration_give_a_revision_that_creates_its_table(
     service_dir: Path, env: dict[str, str], model: Path, revisions: set[Path]
 ) -> None:
     model.write_text(MODEL)
-    succeeds(run(["make", "migration", "m=add widgets"], service_dir, env))
+    run(["make", "migration", "m=add widgets"], service_dir, 600, env)
     written = set(model.parents[2].joinpath("alembic", "versions").glob("*.py")) - revisions
     assert len(written) == 1, f"expected one new revision, got {sorted(p.name for p in written)}"
     (revision,) = written
@@ -132,25 +117,25 @@ def test_a_model_and_make_migration_give_a_revision_that_creates_its_table(
     assert 'op.create_table(\n        "widgets",' in text, text
     assert 'op.drop_table("widgets")' in text, text
     before = text
-    succeeds(run(["make", "lint"], service_dir, env))
+    run(["make", "lint"], service_dir, 600, env)
     assert revision.read_text() == before
 
 
 def test_make_migrate_applies_it_and_downgrade_reverts_it(
     service_dir: Path, env: dict[str, str], database_url: str
 ) -> None:
-    succeeds(run(["make", "migrate"], service_dir, env))
+    run(["make", "migrate"], service_dir, 600, env)
     assert "widgets" in tables(database_url)
-    succeeds(run([sys.executable, "-m", "alembic", "downgrade", "-1"], service_dir / "backend", env))
+    run([sys.executable, "-m", "alembic", "downgrade", "-1"], service_dir / "backend", 600, env)
     assert "widgets" not in tables(database_url)
-    succeeds(run(["make", "migrate"], service_dir, env))
+    run(["make", "migrate"], service_dir, 600, env)
 
 
 def test_make_test_passes_with_the_model_and_its_migration(
     service_dir: Path, env: dict[str, str], database_url: str
 ) -> None:
     # DATABASE_URL is set: the suite builds its own database on that server and leaves this one alone.
-    succeeds(run(["make", "test"], service_dir, env))
+    run(["make", "test"], service_dir, 600, env)
     assert "widgets" in tables(database_url), "make test changed the database DATABASE_URL names"
 
 
@@ -159,7 +144,7 @@ def test_make_test_fails_once_the_model_drifts_from_its_migrations(
 ) -> None:
     model.write_text(DRIFTED)
     try:
-        result = run(["make", "test"], service_dir, env)
+        result = completed(["make", "test"], service_dir, 600, env)
     finally:
         model.write_text(MODEL)
     output = result.stdout + result.stderr

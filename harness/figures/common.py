@@ -16,7 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from checks.support import APP_FACTORY, HEALTH, Servers, process, request, uvicorn_command
+from checks.support import (
+    APP_FACTORY,
+    HEALTH,
+    Servers,
+    proc_stat,
+    process,
+    process_tree,
+    production_command,
+    request,
+    uvicorn_command,
+)
 
 
 @dataclass
@@ -30,7 +40,7 @@ class Section:
 
 @dataclass
 class Server:
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes]  # the server's main process (gunicorn's supervisor for the production server)
     port: int
     start_seconds: float  # process start to the first 200 of liveness
 
@@ -59,29 +69,37 @@ class Bench:
         return folder
 
     @contextmanager
-    def serve(self, name: str, app: str = APP_FACTORY, path: Path | None = None, **env: str) -> Iterator[Server]:
-        """uvicorn serving APP (a factory; the service's own unless PATH holds it) with ENV added,
-        once liveness answers 200."""
+    def serve(
+        self, name: str, app: str = APP_FACTORY, path: Path | None = None, *, production: bool = False, **env: str
+    ) -> Iterator[Server]:
+        """uvicorn serving APP (a factory; the service's own unless PATH holds it), or with PRODUCTION
+        the service's production server (`python -m app`), with ENV added, once liveness answers 200."""
         from devtools.servers import free_port  # the service's own tooling (bench.py puts it on sys.path)
 
         self.servers_started += 1
         port, log = free_port(), self.work / f"{self.servers_started:02d}-{name}.log"
         full_env = {**self.env, **env, **({"PYTHONPATH": str(path)} if path else {})}
-        # An app of the bench's own (PATH) keeps uvicorn's default access line.
-        command = uvicorn_command(self.backend, port, app, access_log=path is not None)
+        if production:
+            command = production_command(self.backend)
+            full_env.update(PORT=str(port), BIND_ADDRESS="127.0.0.1")
+        else:
+            # An app of the bench's own (PATH) keeps uvicorn's default access line.
+            command = uvicorn_command(self.backend, port, app, access_log=path is not None)
         with process(command, self.backend, full_env, log) as proc:
             yield Server(proc, port, first_200(port, proc))
 
     def throughput(self, server: Server, path: str = HEALTH) -> dict[str, float]:
-        """Warm-up, then load PATH for SECONDS: requests per second, latency, server CPU µs and RSS."""
+        """Warm-up, then load PATH for SECONDS: requests per second, latency, and the CPU µs and
+        RSS of every process of the server (a supervisor's workers too)."""
         load(server.port, self.warmup, self.connections, self.tool, path)
-        cpu_before, started = cpu_seconds(server.proc.pid), time.monotonic()
+        pids = process_tree(server.proc.pid)
+        cpu_before, started = cpu_seconds(*pids), time.monotonic()
         result = load(server.port, self.seconds, self.connections, self.tool, path)
-        elapsed, cpu = time.monotonic() - started, cpu_seconds(server.proc.pid) - cpu_before
+        elapsed, cpu = time.monotonic() - started, cpu_seconds(*pids) - cpu_before
         result.update(
             rps=round(result["requests"] / elapsed, 1),
             cpu_us_per_request=round(cpu / max(result["requests"], 1) * 1e6, 1),
-            rss_mib=rss_mib(server.proc.pid),
+            rss_mib=round(sum(rss_mib(pid) for pid in pids), 1),
         )
         return result
 
@@ -100,9 +118,10 @@ def first_200(port: int, proc: subprocess.Popen[bytes], within: float = 30) -> f
     raise SystemExit(f"server did not answer within {within} s")
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(*pids: int) -> float:
+    """User and system CPU time of PIDS so far (of those still running)."""
+    ticks = sum(int(fields[11]) + int(fields[12]) for pid in pids if (fields := proc_stat(pid)))
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mib(pid: int) -> float:

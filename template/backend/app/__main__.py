@@ -10,6 +10,7 @@ accepting connections, finish the requests in flight and shut the app down; any 
 busy after SHUTDOWN_TIMEOUT seconds are killed. `make api` runs uvicorn alone, with reload.
 """
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,14 @@ from app.main import create_app
 HEARTBEAT_DIR = Path("/dev/shm")  # noqa: S108
 
 
+def uvicorn_lines_to_the_app(worker: Any) -> None:
+    """gunicorn's hook in each worker, once its app is built and before uvicorn serves it."""
+    # uvicorn-worker gives uvicorn's error logger gunicorn's handlers (none: gunicorn's records
+    # go to the root handler) and stops it propagating, which would lose uvicorn's own lines.
+    # Its access logger stays silent: the app writes that line.
+    logging.getLogger("uvicorn.error").propagate = True
+
+
 def server_options(settings: Settings) -> dict[str, Any]:
     """gunicorn's settings (its documented names) for SETTINGS."""
     host = f"[{settings.BIND_ADDRESS}]" if ":" in settings.BIND_ADDRESS else settings.BIND_ADDRESS
@@ -32,6 +41,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "bind": [f"{host}:{settings.PORT}"],
         "workers": settings.WEB_CONCURRENCY,
         "worker_class": "uvicorn_worker.UvicornWorker",
+        "post_worker_init": uvicorn_lines_to_the_app,
         # uvicorn takes X-Forwarded-For / -Proto only from these peers.
         "forwarded_allow_ips": ",".join(settings.FORWARDED_ALLOW_IPS),
         "graceful_timeout": settings.SHUTDOWN_TIMEOUT,

@@ -34,6 +34,7 @@ def test_serves_the_app_logs_json_only_and_stops_on_sigterm(production_server: S
     records = production_server.log_records()  # fails on a line that is not JSON
     messages = [str(r["message"]) for r in records]
     assert any(m.startswith("Starting gunicorn") for m in messages), messages  # the server's own lines
+    assert "Application startup complete." in messages, messages  # the worker's uvicorn lines
     assert "Database engine disposed" in messages, messages  # the app's shutdown ran
     access = [r for r in records if r["logger"] == "app.access" and r.get("request_id") == "prod-1"]
     assert [r["path"] for r in access] == ["/api/v1/health/ready"]
