@@ -3,6 +3,7 @@
 Standard library only: it runs with the service's own Python, next to the service's packages.
 """
 
+import asyncio
 import http.client
 import json
 import os
@@ -71,7 +72,7 @@ def wait_for(what: str, probe: Callable[[], bool], within: float, alive: Callabl
 # Nothing from the shell that runs the checks may configure or redirect the service, its
 # package manager or make (uvicorn and gunicorn read WEB_CONCURRENCY, the Makefile PORT).
 NOT_INHERITED = (
-    *("DATABASE_URL", "REDIS_URL", "PORT", "WEB_CONCURRENCY", "MAKEFLAGS"),
+    *("DATABASE_URL", "REDIS_URL", "PORT", "WEB_CONCURRENCY", "MAKEFLAGS", "MAKELEVEL", "MFLAGS"),
     *("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON", "CONDA_PREFIX", "POETRY_ACTIVE"),
 )
 
@@ -276,3 +277,24 @@ def log_records(log: Path, skip: re.Pattern[str] | None = None) -> list[dict[str
 
 def tail(log: Path, lines: int = 40) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else "(no output)"
+
+
+def table_names(database_url: str) -> set[str]:
+    """The tables in the database at DATABASE_URL (its default schema)."""
+    from sqlalchemy import Connection, inspect, make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    def names(connection: Connection) -> set[str]:
+        return set(inspect(connection).get_table_names())
+
+    async def read() -> Any:
+        url = make_url(database_url).set(drivername="postgresql+asyncpg")
+        engine = create_async_engine(url, poolclass=NullPool)
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(names)
+        finally:
+            await engine.dispose()
+
+    return set(asyncio.run(read()))

@@ -9,16 +9,14 @@ Runs on the rendered service's Python (for its devtools.servers and SQLAlchemy),
 the end of the `generated` sessions.
 """
 
-import asyncio
 import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from support import clean_env, completed, run
+from support import clean_env, completed, run, table_names
 
 MODEL = '''"""Widgets: the team's first table."""
 
@@ -63,26 +61,6 @@ def env(service_dir: Path, database_url: str) -> Iterator[dict[str, str]]:
         dot_env.unlink()
 
 
-def tables(database_url: str) -> set[str]:
-    from sqlalchemy import Connection, inspect, make_url
-    from sqlalchemy.ext.asyncio import create_async_engine
-    from sqlalchemy.pool import NullPool
-
-    def names(connection: Connection) -> set[str]:
-        return set(inspect(connection).get_table_names())
-
-    async def read() -> Any:
-        url = make_url(database_url).set(drivername="postgresql+asyncpg")
-        engine = create_async_engine(url, poolclass=NullPool)
-        try:
-            async with engine.connect() as connection:
-                return await connection.run_sync(names)
-        finally:
-            await engine.dispose()
-
-    return set(asyncio.run(read()))
-
-
 @pytest.fixture(scope="module")
 def revisions(service_dir: Path) -> Iterator[set[Path]]:
     """The revisions the service shipped with; any written by the checks is removed afterwards."""
@@ -102,7 +80,7 @@ def model(service_dir: Path) -> Iterator[Path]:
 
 def test_make_migrate_on_an_empty_database(service_dir: Path, env: dict[str, str], database_url: str) -> None:
     run(["make", "migrate"], service_dir, 600, env)
-    assert tables(database_url) <= {"alembic_version"}
+    assert table_names(database_url) <= {"alembic_version"}
 
 
 def test_a_model_and_make_migration_give_a_revision_that_creates_its_table(
@@ -125,9 +103,9 @@ def test_make_migrate_applies_it_and_downgrade_reverts_it(
     service_dir: Path, env: dict[str, str], database_url: str
 ) -> None:
     run(["make", "migrate"], service_dir, 600, env)
-    assert "widgets" in tables(database_url)
+    assert "widgets" in table_names(database_url)
     run([sys.executable, "-m", "alembic", "downgrade", "-1"], service_dir / "backend", 600, env)
-    assert "widgets" not in tables(database_url)
+    assert "widgets" not in table_names(database_url)
     run(["make", "migrate"], service_dir, 600, env)
 
 
@@ -136,7 +114,7 @@ def test_make_test_passes_with_the_model_and_its_migration(
 ) -> None:
     # DATABASE_URL is set: the suite builds its own database on that server and leaves this one alone.
     run(["make", "test"], service_dir, 600, env)
-    assert "widgets" in tables(database_url), "make test changed the database DATABASE_URL names"
+    assert "widgets" in table_names(database_url), "make test changed the database DATABASE_URL names"
 
 
 def test_make_test_fails_once_the_model_drifts_from_its_migrations(

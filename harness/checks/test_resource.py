@@ -22,13 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Servers, env_from_example
+from support import Servers, completed, env_from_example, run, table_names
 
 EXAMPLE = ["NAME=agent", "FIELDS=name:str:unique description:text? max_sessions:int enabled:bool"]
 PLURAL = ["NAME=person", "FIELDS=name:str(80) born_on:date?", "PLURAL=people"]
 COMPOUND = ["NAME=agent_session", "FIELDS=title:str started_at:datetime? agent_id:uuid"]
 # nox points these at its own environment; the service's commands use the service's.
-DROP = ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON", "CONDA_PREFIX", "MAKEFLAGS", "MAKELEVEL", "MFLAGS")
 
 
 def git(repo: Path, *args: str) -> str:
@@ -64,19 +63,7 @@ def commit(repo: Path, message: str) -> None:
 @pytest.fixture(scope="module")
 def env(backend: Path, servers: Servers) -> dict[str, str]:
     """A developer's environment: .env.example's settings, pointed at the checks' PostgreSQL and Redis."""
-    environment = {key: value for key, value in env_from_example(backend).items() if key not in DROP}
-    return {**environment, "DATABASE_URL": servers.postgres.url, "REDIS_URL": servers.redis.url}
-
-
-def run(command: list[str], cwd: Path, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    print(f"$ {' '.join(command)}  (in {cwd})")
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-
-
-def succeeds(result: subprocess.CompletedProcess[str]) -> str:
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{' '.join(result.args)} exited {result.returncode}:\n{output[-6000:]}"
-    return output
+    return {**env_from_example(backend), "DATABASE_URL": servers.postgres.url, "REDIS_URL": servers.redis.url}
 
 
 def changes(repo: Path) -> set[str]:
@@ -87,7 +74,7 @@ def test_make_resource_writes_the_example_and_registers_it(
     repo: Path, env: dict[str, str], figure: Callable[[str], None]
 ) -> None:
     started = time.monotonic()
-    output = succeeds(run(["make", "resource", *EXAMPLE], repo, env))
+    output = run(["make", "resource", *EXAMPLE], repo, 600, env)
     figure(f"resource: make resource (the issue's example, migration included): {time.monotonic() - started:.2f} s")
     written = changes(repo)
     revisions = {path for path in written if path.startswith("backend/alembic/versions/")}
@@ -113,7 +100,7 @@ def test_make_resource_writes_the_example_and_registers_it(
 
 def test_plural_and_compound_names(repo: Path, env: dict[str, str]) -> None:
     for arguments, routes in ((PLURAL, "people.py"), (COMPOUND, "agent_sessions.py")):
-        succeeds(run(["make", "resource", *arguments], repo, env))
+        run(["make", "resource", *arguments], repo, 600, env)
         assert f"backend/app/api/v1/{routes}" in changes(repo)
         commit(repo, f"make resource {arguments[0]}")
     models = repo / "backend" / "app" / "models"
@@ -140,7 +127,7 @@ def test_plural_and_compound_names(repo: Path, env: dict[str, str]) -> None:
 def test_a_refusal_says_what_is_accepted_and_writes_nothing(
     arguments: list[str], message: str, repo: Path, env: dict[str, str]
 ) -> None:
-    result = run(["make", "resource", *arguments], repo, env)
+    result = completed(["make", "resource", *arguments], repo, 600, env)
     assert result.returncode == 2, result.stdout + result.stderr
     # One line from the generator (make adds its own, and uv may say it compiled bytecode).
     own = [line for line in result.stderr.splitlines() if line.startswith(("error:", "usage:"))]
@@ -150,44 +137,23 @@ def test_a_refusal_says_what_is_accepted_and_writes_nothing(
 
 
 def test_make_lint_passes_with_the_resources(repo: Path, env: dict[str, str]) -> None:
-    succeeds(run(["make", "lint"], repo, env))
+    run(["make", "lint"], repo, 600, env)
     assert changes(repo) == set(), "make lint changed files"
-
-
-def tables(database_url: str) -> set[str]:
-    import asyncio
-
-    from sqlalchemy import Connection, inspect, make_url
-    from sqlalchemy.ext.asyncio import create_async_engine
-    from sqlalchemy.pool import NullPool
-
-    def names(connection: Connection) -> set[str]:
-        return set(inspect(connection).get_table_names())
-
-    async def read() -> Any:
-        engine = create_async_engine(make_url(database_url).set(drivername="postgresql+asyncpg"), poolclass=NullPool)
-        try:
-            async with engine.connect() as connection:
-                return await connection.run_sync(names)
-        finally:
-            await engine.dispose()
-
-    return set(asyncio.run(read()))
 
 
 def test_make_migrate_creates_the_tables_and_downgrade_removes_the_last(
     repo: Path, env: dict[str, str], servers: Servers
 ) -> None:
-    succeeds(run(["make", "migrate"], repo, env))
-    assert {"agents", "people", "agent_sessions"} <= tables(servers.postgres.url)
-    succeeds(run([sys.executable, "-m", "alembic", "downgrade", "-1"], repo / "backend", env))
-    assert "agent_sessions" not in tables(servers.postgres.url)
-    succeeds(run(["make", "migrate"], repo, env))
-    assert "agent_sessions" in tables(servers.postgres.url)
+    run(["make", "migrate"], repo, 600, env)
+    assert {"agents", "people", "agent_sessions"} <= table_names(servers.postgres.url)
+    run([sys.executable, "-m", "alembic", "downgrade", "-1"], repo / "backend", 600, env)
+    assert "agent_sessions" not in table_names(servers.postgres.url)
+    run(["make", "migrate"], repo, 600, env)
+    assert "agent_sessions" in table_names(servers.postgres.url)
 
 
 def test_make_test_passes_with_the_generated_tests(repo: Path, env: dict[str, str]) -> None:
-    output = succeeds(run(["make", "test", "ARGS=-v"], repo, env))
+    output = run(["make", "test", "ARGS=-v"], repo, 600, env)
     for plural, name in (("agents", "agent"), ("people", "person"), ("agent_sessions", "agent_session")):
         assert f"tests/api/v1/test_{plural}.py::test_create_{name} PASSED" in output, output[-3000:]
 
