@@ -1,7 +1,9 @@
 """A loopback OTLP/HTTP receiver for the telemetry tests: what a collector would get from the service.
 
 It accepts ``POST /v1/traces`` and ``POST /v1/metrics`` (protobuf, as the service's exporters
-send them), decodes them with opentelemetry-proto and keeps them for the test to read.
+send them), decodes them with opentelemetry-proto and keeps them for the test to read. A WSGI
+app on the standard library's server: one thread per connection, as the exporters of several
+worker processes send at once.
 """
 
 import gzip
@@ -10,8 +12,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.types import StartResponse, WSGIEnvironment
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -23,6 +27,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+
+class ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # not on the test's stderr
 
 
 def attributes(pairs: Any) -> dict[str, Any]:
@@ -64,28 +77,19 @@ class Receiver:
         self._lock = threading.Lock()
         self._traces: list[ExportTraceServiceRequest] = []
         self._metrics: list[ExportMetricsServiceRequest] = []
-        receiver = self
+        self._server = make_server("127.0.0.1", 0, self._wsgi, server_class=ThreadingServer, handler_class=QuietHandler)
+        self.endpoint = f"http://127.0.0.1:{self._server.server_port}"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                answer = receiver._store(self.path, body)
-                if answer is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # not on the test's stderr
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+    def _wsgi(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        if environ.get("HTTP_CONTENT_ENCODING") == "gzip":
+            body = gzip.decompress(body)
+        answer = self._store(environ["PATH_INFO"], body) if environ["REQUEST_METHOD"] == "POST" else None
+        if answer is None:
+            start_response("404 Not Found", [("Content-Length", "0")])
+            return []
+        start_response("200 OK", [("Content-Type", "application/x-protobuf"), ("Content-Length", str(len(answer)))])
+        return [answer]
 
     def _store(self, path: str, body: bytes) -> bytes | None:
         with self._lock:

@@ -36,9 +36,10 @@ from app.core.logging import redact_query
 
 logger = logging.getLogger(__name__)
 
-# The longest the app's shutdown waits for its last spans and metrics to be sent: an
-# unreachable collector must not use up the workers' SHUTDOWN_TIMEOUT.
-FLUSH_TIMEOUT = 5.0
+# The longest the app's shutdown waits for its last spans and metrics to be sent, and then
+# for the exporters to give up: an unreachable collector must not use up SHUTDOWN_TIMEOUT.
+FLUSH_TIMEOUT = 4.0
+ABORT_TIMEOUT = 1.0
 # The exporters log every failed attempt; an unreachable collector is reported once a
 # minute per message instead.
 REPEAT_INTERVAL = 60.0
@@ -56,15 +57,18 @@ class TraceContextFilter(logging.Filter):
 
 
 class RepeatFilter(logging.Filter):
-    """Lets each OpenTelemetry message through once per REPEAT_INTERVAL; other records pass."""
+    """Lets each OpenTelemetry message through once per REPEAT_INTERVAL, none once muted; other records pass."""
 
     def __init__(self) -> None:
         super().__init__()
+        self.muted = False
         self._last_passed: dict[tuple[str, object], float] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith("opentelemetry."):
             return True
+        if self.muted:
+            return False
         key, now = (record.name, record.msg), time.monotonic()
         last = self._last_passed.get(key)
         if last is not None and now - last < REPEAT_INTERVAL:
@@ -124,6 +128,7 @@ class Telemetry:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.repeat_filter = RepeatFilter()
         # A singleton, as every instrumentor. (Its constructor lacks type hints.)
         self.asyncpg_instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
         # create_app runs in each worker process, so each has its own providers, with an
@@ -154,13 +159,14 @@ class Telemetry:
         }
 
     def log_filters(self) -> list[logging.Filter]:
-        return [TraceContextFilter(), RepeatFilter()]
+        return [TraceContextFilter(), self.repeat_filter]
 
     def start(self, engine: AsyncEngine, redis: Redis) -> None:
         """Starts exporting and instruments ENGINE and REDIS (the lifespan's startup)."""
         self.tracer_provider.add_span_processor(QueryRedactor())
-        self.tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-        self.metric_reader = PeriodicExportingMetricReader(OTLPMetricExporter())
+        self.span_exporter, self.metric_exporter = OTLPSpanExporter(), OTLPMetricExporter()
+        self.tracer_provider.add_span_processor(BatchSpanProcessor(self.span_exporter))
+        self.metric_reader = PeriodicExportingMetricReader(self.metric_exporter)
         self.meter_provider.add_metric_reader(self.metric_reader)
         observe_pool(self.meter_provider.get_meter(__name__), engine, self.settings.DATABASE_MAX_OVERFLOW)
         # A span per round trip to PostgreSQL (BEGIN, statements, COMMIT, the pool's pre-ping),
@@ -175,7 +181,7 @@ class Telemetry:
         metrics.set_meter_provider(self.meter_provider)
 
     async def stop(self, redis: Redis) -> None:
-        """Removes the instrumentation and sends what is left, for at most FLUSH_TIMEOUT (the lifespan's end)."""
+        """Removes the instrumentation and sends what is left (the lifespan's end), in bounded time."""
         self.asyncpg_instrumentor.uninstrument()
         RedisInstrumentor.uninstrument_client(redis)
         # Daemon threads: an export still retrying after the deadline does not hold the
@@ -188,8 +194,19 @@ class Telemetry:
         ]
         for flush in flushes:
             flush.start()
-        deadline = time.monotonic() + FLUSH_TIMEOUT
-        for flush in flushes:
-            await asyncio.to_thread(flush.join, max(deadline - time.monotonic(), 0))
-        if any(flush.is_alive() for flush in flushes):
+        if not await joined(flushes, FLUSH_TIMEOUT):
             logger.warning("Telemetry not sent within %s s of shutdown (collector unreachable?)", FLUSH_TIMEOUT)
+            # Ends their retries, so that nothing exports after the app has stopped; what is
+            # left is dropped, and so are the exporters' complaints about it.
+            self.repeat_filter.muted = True
+            self.span_exporter.shutdown()
+            self.metric_exporter.shutdown()
+            await joined(flushes, ABORT_TIMEOUT)
+
+
+async def joined(threads: list[threading.Thread], timeout: float) -> bool:
+    """Whether THREADS all end within TIMEOUT seconds, waited for off the event loop."""
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        await asyncio.to_thread(thread.join, max(deadline - time.monotonic(), 0))
+    return not any(thread.is_alive() for thread in threads)
