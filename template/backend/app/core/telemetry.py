@@ -204,9 +204,9 @@ class Telemetry:
             await joined(flushes, ABORT_TIMEOUT)
 
 
-async def joined(threads: list[threading.Thread], timeout: float) -> bool:
-    """Whether THREADS all end within TIMEOUT seconds, waited for off the event loop."""
-    deadline = time.monotonic() + timeout
+async def joined(threads: list[threading.Thread], within: float) -> bool:
+    """Whether THREADS all end within WITHIN seconds, waited for off the event loop."""
+    deadline = time.monotonic() + within
     for thread in threads:
         await asyncio.to_thread(thread.join, max(deadline - time.monotonic(), 0))
     return not any(thread.is_alive() for thread in threads)
