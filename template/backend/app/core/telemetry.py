@@ -199,7 +199,7 @@ class Telemetry:
             # Ends their retries, so that nothing exports after the app has stopped; what is
             # left is dropped, and so are the exporters' complaints about it.
             self.repeat_filter.muted = True
-            self.span_exporter.shutdown()
+            self.span_exporter.shutdown()  # type: ignore[no-untyped-call]  # the package's hints miss it
             self.metric_exporter.shutdown()
             await joined(flushes, ABORT_TIMEOUT)
 
