@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 
 from checks.support import Servers, env_from_example
-from figures import readiness, request_path, startup
+from figures import readiness, request_path, startup, telemetry
 from figures.common import Bench, Section
 
 # In the order BENCHMARKS.md shows them.
@@ -32,6 +32,7 @@ GROUPS: dict[str, Callable[[Bench], Section]] = {
     "request_path": request_path.figures,
     "readiness": readiness.figures,
     "startup": startup.figures,
+    "telemetry": telemetry.figures,
 }
 VERSIONS = ["fastapi", "starlette", "uvicorn", "pydantic", "python-json-logger", "orjson", "uvloop", "httptools"]
 

@@ -72,11 +72,11 @@ class Bench:
         with process(command, self.backend, full_env, log) as proc:
             yield Server(proc, port, first_200(port, proc))
 
-    def throughput(self, server: Server) -> dict[str, float]:
-        """Warm-up, then load for SECONDS: requests per second, latency, server CPU µs and RSS."""
-        load(server.port, self.warmup, self.connections, self.tool)
+    def throughput(self, server: Server, path: str = HEALTH) -> dict[str, float]:
+        """Warm-up, then load PATH for SECONDS: requests per second, latency, server CPU µs and RSS."""
+        load(server.port, self.warmup, self.connections, self.tool, path)
         cpu_before, started = cpu_seconds(server.proc.pid), time.monotonic()
-        result = load(server.port, self.seconds, self.connections, self.tool)
+        result = load(server.port, self.seconds, self.connections, self.tool, path)
         elapsed, cpu = time.monotonic() - started, cpu_seconds(server.proc.pid) - cpu_before
         result.update(
             rps=round(result["requests"] / elapsed, 1),
@@ -131,12 +131,14 @@ def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
     return {"requests": requests, "errors": errors, "p50_ms": millis("50%"), "p99_ms": millis("99%")}
 
 
-async def asyncio_load(port: int, seconds: int, connections: int, max_requests: int = 2_000_000) -> dict[str, float]:
-    """Keep-alive GETs from CONNECTIONS clients until SECONDS pass or MAX_REQUESTS are done."""
+async def asyncio_load(
+    port: int, seconds: int, connections: int, max_requests: int = 2_000_000, path: str = HEALTH
+) -> dict[str, float]:
+    """Keep-alive GETs of PATH from CONNECTIONS clients until SECONDS pass or MAX_REQUESTS are done."""
     deadline = time.monotonic() + seconds
     latencies: list[float] = []
     errors = 0
-    raw = f"GET {HEALTH} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    raw = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
 
     async def client() -> None:
         nonlocal errors
@@ -164,11 +166,11 @@ async def asyncio_load(port: int, seconds: int, connections: int, max_requests: 
     }
 
 
-def load(port: int, seconds: int, connections: int, tool: str) -> dict[str, float]:
-    """GET liveness from CONNECTIONS keep-alive connections for SECONDS."""
+def load(port: int, seconds: int, connections: int, tool: str, path: str = HEALTH) -> dict[str, float]:
+    """GET PATH (liveness by default) from CONNECTIONS keep-alive connections for SECONDS."""
     if tool == "wrk":
-        return wrk(f"http://127.0.0.1:{port}{HEALTH}", seconds, connections)
-    return asyncio.run(asyncio_load(port, seconds, connections))
+        return wrk(f"http://127.0.0.1:{port}{path}", seconds, connections)
+    return asyncio.run(asyncio_load(port, seconds, connections, path=path))
 
 
 def percentile(samples: list[float], fraction: float) -> float:
