@@ -116,7 +116,9 @@ def main() -> int:
             sections[name] = GROUPS[name](bench)
             print(f"[{name}] took {time.monotonic() - started:.0f} s")
     if selected != list(GROUPS):
-        print("Some figure groups only: BENCHMARKS.md and the JSON are left as they are.")
+        print("Some figure groups only: BENCHMARKS.md and the JSON are left as they are. Their sections:\n")
+        for section in sections.values():
+            print(f"## {section.title}\n\n{section.markdown}\n")
         return 0
     found = versions()
     results = {

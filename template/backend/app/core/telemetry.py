@@ -170,8 +170,8 @@ class Telemetry:
         self.meter_provider.add_metric_reader(self.metric_reader)
         observe_pool(self.meter_provider.get_meter(__name__), engine, self.settings.DATABASE_MAX_OVERFLOW)
         # A span per round trip to PostgreSQL (BEGIN, statements, COMMIT, the pool's pre-ping),
-        # without the statements' parameters. asyncpg's instrumentation, as SQLAlchemy's does
-        # not support SQLAlchemy 2.1; it is process-wide, as servers run one app per process.
+        # without the statements' parameters: asyncpg's instrumentation (SQLAlchemy's supports
+        # only SQLAlchemy < 2.1). Process-wide, as servers run one app per process.
         self.asyncpg_instrumentor.instrument(tracer_provider=self.tracer_provider)
         # A span per Redis command, its arguments replaced by "?".
         RedisInstrumentor.instrument_client(redis, tracer_provider=self.tracer_provider)
