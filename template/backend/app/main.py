@@ -56,7 +56,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     telemetry: Telemetry | None = app.state.telemetry
     if telemetry is not None:
         telemetry.start(engine, redis)
-        logger.info("Telemetry on: traces and metrics exported over OTLP/HTTP")
+        logger.info(
+            "Telemetry on: traces and metrics exported over OTLP/HTTP",
+            extra={"service_name": settings.OTEL_SERVICE_NAME, "service_instance_id": telemetry.instance_id},
+        )
 
     try:
         yield

@@ -129,3 +129,6 @@ def test_two_workers_metrics_add_up_to_the_requests_sent(servers: Servers, tmp_p
         per_worker = requests_per_worker(receiver, route)
     assert len(per_worker) == 2 and all(count > 0 for count in per_worker.values()), per_worker
     assert sum(per_worker.values()) == sent, per_worker
+    # Each worker logged the instance ID its figures carry.
+    started = [r for r in server.log_records() if str(r["message"]).startswith("Telemetry on")]
+    assert {r["service_instance_id"] for r in started} == set(per_worker)

@@ -133,11 +133,12 @@ class Telemetry:
         self.asyncpg_instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
         # create_app runs in each worker process, so each has its own providers, with an
         # instance ID of its own: a backend sums the workers' series instead of mixing them.
+        self.instance_id = str(uuid4())
         resource = Resource.create(
             {
                 SERVICE_NAME: settings.OTEL_SERVICE_NAME,
                 SERVICE_VERSION: settings.VERSION,
-                SERVICE_INSTANCE_ID: str(uuid4()),
+                SERVICE_INSTANCE_ID: self.instance_id,
             }
         )
         # Shut down by the app's lifespan, within FLUSH_TIMEOUT, not at interpreter exit.
