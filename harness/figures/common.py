@@ -167,7 +167,7 @@ async def asyncio_load(
 
 
 def load(port: int, seconds: int, connections: int, tool: str, path: str = HEALTH) -> dict[str, float]:
-    """GET PATH (liveness by default) from CONNECTIONS keep-alive connections for SECONDS."""
+    """GET PATH (liveness unless given) from CONNECTIONS keep-alive connections for SECONDS."""
     if tool == "wrk":
         return wrk(f"http://127.0.0.1:{port}{path}", seconds, connections)
     return asyncio.run(asyncio_load(port, seconds, connections, path=path))

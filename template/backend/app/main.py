@@ -44,6 +44,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.redis = redis
     logger.info("Database engine created", extra={"database_url": mask_password(settings.DATABASE_URL)})
     logger.info("Redis client created", extra={"redis_url": mask_password(settings.REDIS_URL)})
+
     # A dependency that is down does not stop startup: liveness stays up and
     # readiness reports it until it is back. Say so early in the log.
     readiness = await check_readiness(engine, redis, settings.READINESS_TIMEOUT)
