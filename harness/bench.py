@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 
 from checks.support import Servers, env_from_example
-from figures import readiness, request_path, resource, serve, startup
+from figures import readiness, request_path, resource, serve, startup, telemetry
 from figures.common import Bench, Section
 
 # In the order BENCHMARKS.md shows them.
@@ -34,6 +34,7 @@ GROUPS: dict[str, Callable[[Bench], Section]] = {
     "startup": startup.figures,
     "resource": resource.figures,
     "serve": serve.figures,
+    "telemetry": telemetry.figures,
 }
 VERSIONS = [
     *("fastapi", "starlette", "uvicorn", "pydantic", "python-json-logger", "orjson", "uvloop", "httptools"),
@@ -120,7 +121,9 @@ def main() -> int:
             sections[name] = GROUPS[name](bench)
             print(f"[{name}] took {time.monotonic() - started:.0f} s")
     if selected != list(GROUPS):
-        print("Some figure groups only: BENCHMARKS.md and the JSON are left as they are.")
+        print("Some figure groups only: BENCHMARKS.md and the JSON are left as they are. Their sections:\n")
+        for section in sections.values():
+            print(f"## {section.title}\n\n{section.markdown}\n")
         return 0
     found = versions()
     results = {

@@ -7,8 +7,10 @@ the environment); tests call ``create_app(settings)`` with settings of their own
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from app.api.v1.router import api_router
 from app.cache.client import create_redis
@@ -22,7 +24,14 @@ from app.middleware.cors import add_cors_middleware
 from app.middleware.errors import UnhandledErrorMiddleware
 from app.middleware.request_id import RequestIDMiddleware
 
+if TYPE_CHECKING:
+    from app.core.telemetry import Telemetry
+
 logger = logging.getLogger(__name__)
+
+# FastAPI's own request spans, metrics and error logs, all off: it then skips looking for
+# a configured OpenTelemetry provider on every request.
+TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 @asynccontextmanager
@@ -44,10 +53,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             logger.info("%s connection established", name)
         else:
             logger.warning("%s is unreachable at startup; readiness reports 503 until it answers", name)
+    # After the check above, whose statements would otherwise each start a trace of their own.
+    telemetry: Telemetry | None = app.state.telemetry
+    if telemetry is not None:
+        telemetry.start(engine, redis)
+        logger.info(
+            "Telemetry on: traces and metrics exported over OTLP/HTTP",
+            extra={"service_name": settings.OTEL_SERVICE_NAME, "service_instance_id": telemetry.instance_id},
+        )
 
     try:
         yield
     finally:
+        if telemetry is not None:
+            # First, so that the last figures are the pool's, not those of a disposed one.
+            await telemetry.stop(redis)
         await engine.dispose()
         logger.info("Database engine disposed")
         await redis.aclose()
@@ -62,7 +82,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except SettingsError as exc:
             # Under a server: one readable message and exit status 1, not a traceback.
             raise SystemExit(f"error: {exc}") from None
-    setup_logging(debug=settings.DEBUG)
+    telemetry = None
+    if settings.TELEMETRY_ENABLED:
+        # Imported only now: with telemetry off the process loads no OpenTelemetry SDK.
+        from app.core.telemetry import Telemetry
+
+        telemetry = Telemetry(settings)
+    setup_logging(debug=settings.DEBUG, filters=telemetry.log_filters() if telemetry else ())
 
     app = FastAPI(
         title=f"{settings.PROJECT_NAME} API",
@@ -72,10 +98,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url="/redoc" if settings.DOCS_ENABLED else None,
         openapi_url="/openapi.json" if settings.DOCS_ENABLED else None,
         lifespan=lifespan,
-        telemetry=None if settings.TELEMETRY_ENABLED else {"tracing": False, "metrics": False, "logs": False},
+        telemetry=telemetry.fastapi_options() if telemetry else TELEMETRY_OFF,
         exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.settings = settings
+    app.state.telemetry = telemetry
     app.include_router(api_router, prefix=settings.API_V1_PREFIX)
     document_error_envelope(app)
 

@@ -4,6 +4,8 @@ The tables live in a schema of their own ("scratch"), outside what the migration
 manage, so that the migration checks never see them.
 """
 
+import logging
+
 from fastapi import APIRouter
 from sqlalchemy import func, select, text
 from sqlalchemy import table as sql_table
@@ -12,6 +14,8 @@ from sqlalchemy.pool import NullPool
 
 from app.api.deps import DbSession, RedisClient
 from app.exceptions import DATABASE_ERRORS, REDIS_ERRORS, BadRequestException
+
+logger = logging.getLogger(__name__)
 
 # Written into every row: it must never show up in a log line or a response.
 SECRET_VALUE = "probe-secret-value-4711"
@@ -83,6 +87,12 @@ def probe_router() -> APIRouter:
     async def sleep(seconds: float, session: DbSession) -> dict[str, float]:
         await session.execute(text("SELECT pg_sleep(:seconds)"), {"seconds": seconds})
         return {"slept": seconds}
+
+    @router.get("/both/{key}", responses={**DATABASE_ERRORS, **REDIS_ERRORS})
+    async def both(key: str, session: DbSession, redis: RedisClient) -> dict[str, int | str | None]:
+        logger.info("Probe reads PostgreSQL and Redis")
+        number = (await session.execute(text("SELECT 41 + 1"))).scalar_one()
+        return {"number": number, "cached": await redis.get(f"probe:{key}")}
 
     @router.get("/cache", responses=REDIS_ERRORS)
     async def cache(redis: RedisClient) -> dict[str, bool]:

@@ -9,7 +9,6 @@ import asyncpg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from opentelemetry import trace
 from redis.asyncio import Redis
 
 from app.core.config import Settings
@@ -106,24 +105,3 @@ def test_docs_can_be_turned_off(enabled: bool, make_settings: Callable[..., Sett
     with TestClient(create_app(make_settings(DOCS_ENABLED=enabled))) as client:
         for path in ("/docs", "/redoc", "/openapi.json"):
             assert client.get(path).status_code == (200 if enabled else 404)
-
-
-class RecordingTracerProvider(trace.TracerProvider):
-    def __init__(self) -> None:
-        self.tracers_given = 0
-
-    def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
-        self.tracers_given += 1
-        return trace.NoOpTracer()
-
-
-def test_fastapi_telemetry_follows_the_setting(make_settings: Callable[..., Settings]) -> None:
-    provider = RecordingTracerProvider()
-    trace.set_tracer_provider(provider)  # once per process; no other test sets one
-    assert trace.get_tracer_provider() is provider
-    with TestClient(create_app(make_settings())) as client:
-        assert client.get("/api/v1/health").status_code == 200
-    assert provider.tracers_given == 0  # off by default: FastAPI does not look
-    with TestClient(create_app(make_settings(TELEMETRY_ENABLED=True))) as client:
-        assert client.get("/api/v1/health").status_code == 200
-    assert provider.tracers_given > 0

@@ -3,7 +3,9 @@
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx2
@@ -11,6 +13,7 @@ import pytest
 
 from app.core.config import Settings
 from tests.conftest import BACKEND_DIR, Servers
+from tests.otlp import Receiver, running_receiver
 from tests.test_server import Server, free_port, server_env
 
 
@@ -77,3 +80,56 @@ def test_forwarded_allow_ips_takes_addresses_networks_or_any(make_settings: Call
     ]
     assert make_settings(FORWARDED_ALLOW_IPS="*").FORWARDED_ALLOW_IPS == ["*"]
     assert make_settings(FORWARDED_ALLOW_IPS="").FORWARDED_ALLOW_IPS == []
+
+
+def requests_per_worker(receiver: Receiver, route: str) -> dict[str, float]:
+    """The latest request count for ROUTE that each worker (service.instance.id) exported."""
+    latest: dict[str, tuple[int, float]] = {}
+    for point in receiver.points("http.server.request.duration"):
+        if point.attributes.get("http.route") == route:
+            worker = str(point.resource["service.instance.id"])
+            if point.time_unix_nano >= latest.get(worker, (0, 0.0))[0]:
+                latest[worker] = (point.time_unix_nano, point.value)
+    return {worker: count for worker, (_, count) in latest.items()}
+
+
+def test_two_workers_metrics_add_up_to_the_requests_sent(servers: Servers, tmp_path: Path) -> None:
+    # Each worker pushes its own cumulative counts under an instance ID of its own; the
+    # collector's sum over the instances is the service's count.
+    route = "/api/v1/health/ready"
+    with running_receiver() as receiver:
+        port = free_port()
+        env = server_env(
+            servers,
+            BIND_ADDRESS="127.0.0.1",
+            PORT=str(port),
+            WEB_CONCURRENCY="2",
+            SHUTDOWN_TIMEOUT="10",
+            TELEMETRY_ENABLED="true",
+            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+            OTEL_METRIC_EXPORT_INTERVAL="300",
+        )
+        server = Server([sys.executable, "-m", "app"], BACKEND_DIR, env, port, tmp_path / "server.log")
+        sent = 0
+        try:
+            server.wait_until_serving()
+            # New connections from four threads, until both workers have reported some
+            # (the kernel picks the worker that accepts); bounded in requests and time.
+            deadline = time.monotonic() + 30
+            with ThreadPoolExecutor(4) as pool:
+                while len(requests_per_worker(receiver, route)) < 2 and sent < 400:
+                    assert time.monotonic() < deadline, f"one worker took every request: {server.log.read_text()}"
+                    answers = list(pool.map(lambda _: httpx2.get(f"{server.base_url}{route}").status_code, range(20)))
+                    assert answers == [200] * 20
+                    sent += 20
+                    time.sleep(0.4)
+            server.process.send_signal(signal.SIGTERM)  # each worker sends its last counts as it stops
+            assert server.process.wait(timeout=30) == 0, server.log.read_text()
+        finally:
+            server.cleanup()
+        per_worker = requests_per_worker(receiver, route)
+    assert len(per_worker) == 2 and all(count > 0 for count in per_worker.values()), per_worker
+    assert sum(per_worker.values()) == sent, per_worker
+    # Each worker logged the instance ID its figures carry.
+    started = [r for r in server.log_records() if str(r["message"]).startswith("Telemetry on")]
+    assert {r["service_instance_id"] for r in started} == set(per_worker)

@@ -35,6 +35,7 @@ def test_layers_import_without_reading_settings_or_configuring_logging() -> None
         "app.models",
         "app.cache",
         "app.main",
+        "app.core.telemetry",  # loaded only with TELEMETRY_ENABLED=true; importing it does nothing either
     ]
     code = (
         "import importlib, logging, sys\n"

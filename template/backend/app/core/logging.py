@@ -5,10 +5,13 @@ handler on stdout. It is safe to call more than once (tests build many apps).
 """
 
 import logging
+import re
 import sys
+from collections.abc import Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_plus
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.orjson import OrjsonFormatter
@@ -53,16 +56,39 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# Query parameters whose values stay out of log lines and traces: names containing one of
+# these words (api_key, access_token, X-Amz-Signature), case-insensitive, or exactly "sig".
+_SECRET_PARAMETER = re.compile(r"token|passw(or)?d|secret|key|signature|credential|^sig$", re.IGNORECASE)
+
+
+def redact_query(query: str) -> str:
+    """QUERY (``a=1&api_key=xyz``) with the values of secret-looking parameters as ``***``."""
+    if not query:
+        return query
+    parts = []
+    for part in query.split("&"):
+        name, equals, value = part.partition("=")
+        if equals and value and _SECRET_PARAMETER.search(unquote_plus(name)):
+            part = f"{name}=***"
+        parts.append(part)
+    return "&".join(parts)
+
+
 def json_formatter() -> JsonFormatter:
     return JsonFormatter()
 
 
-def setup_logging(*, debug: bool = False, stream: Any = None) -> None:
-    """Send every log record to ``stream`` (stdout by default) as one JSON line."""
+def setup_logging(*, debug: bool = False, stream: Any = None, filters: Iterable[logging.Filter] = ()) -> None:
+    """Send every log record to ``stream`` (stdout by default) as one JSON line.
+
+    FILTERS run after the request-ID filter (telemetry adds the trace and span IDs).
+    """
     handler = logging.StreamHandler(stream if stream is not None else sys.stdout)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(json_formatter())
     handler.addFilter(RequestIdFilter())
+    for extra_filter in filters:
+        handler.addFilter(extra_filter)
 
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:

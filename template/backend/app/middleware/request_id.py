@@ -2,7 +2,8 @@
 
 Every response gets an ``X-Request-ID`` header, every log record written while the
 request is handled carries the same ``request_id``, and one JSON access line is
-written when the response has been sent.
+written when the response has been sent: method, path, query (secret-looking values
+masked), status, duration, client address, HTTP version and user agent.
 """
 
 import logging
@@ -13,7 +14,7 @@ import uuid
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.logging import request_id_var
+from app.core.logging import redact_query, request_id_var
 
 REQUEST_ID_HEADER = "X-Request-ID"
 
@@ -24,8 +25,8 @@ _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 access_logger = logging.getLogger("app.access")
 
 
-def _request_id(scope: Scope) -> str:
-    incoming = Headers(scope=scope).get(REQUEST_ID_HEADER)
+def _request_id(headers: Headers) -> str:
+    incoming = headers.get(REQUEST_ID_HEADER)
     if incoming is not None and _VALID_REQUEST_ID.fullmatch(incoming):
         return incoming
     return str(uuid.uuid4())
@@ -40,7 +41,8 @@ class RequestIDMiddleware:
             await self.app(scope, receive, send)
             return
 
-        request_id = _request_id(scope)
+        headers = Headers(scope=scope)
+        request_id = _request_id(headers)
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status_code = 500
@@ -58,12 +60,24 @@ class RequestIDMiddleware:
         finally:
             method, path = scope["method"], scope["path"]
             duration_ms = round((time.perf_counter() - started) * 1000, 3)
+            # The peer, or the client a trusted proxy forwarded (the server rewrites it only
+            # for FORWARDED_ALLOW_IPS).
+            client = scope.get("client")
             # Written while the request ID is still set, so the line carries it too.
             access_logger.info(
                 "%s %s %d",
                 method,
                 path,
                 status_code,
-                extra={"method": method, "path": path, "status": status_code, "duration_ms": duration_ms},
+                extra={
+                    "method": method,
+                    "path": path,
+                    "query": redact_query(scope.get("query_string", b"").decode("latin-1")),
+                    "status": status_code,
+                    "duration_ms": duration_ms,
+                    "client": client[0] if client else None,
+                    "http_version": scope.get("http_version", "1.1"),
+                    "user_agent": headers.get("user-agent"),
+                },
             )
             request_id_var.reset(token)

@@ -67,7 +67,11 @@ ACCESS_FIELDS = {
     "message",
     "method",
     "path",
+    "query",
     "status",
+    "client",
+    "http_version",
+    "user_agent",
     "duration_ms",
     "request_id",
     "timestamp",
@@ -89,6 +93,8 @@ def test_one_access_line_per_request_with_every_field(
     assert access["request_id"] == response.headers["X-Request-ID"]
     assert access["level"] == "INFO" and access["module"] == "request_id"
     assert isinstance(access["duration_ms"], float) and access["duration_ms"] > 0
+    assert (access["query"], access["client"], access["http_version"]) == ("", "testclient", "1.1")
+    assert access["user_agent"] == "testclient"
     logged_at = datetime.fromisoformat(access["timestamp"])
     assert logged_at.tzinfo is not None and abs(datetime.now(UTC) - logged_at) < timedelta(minutes=1)
 
@@ -112,6 +118,40 @@ def test_the_access_line_is_an_ordinary_log_record(
     finally:
         logging.setLogRecordFactory(default_factory)
     assert access["trace_id"] == "trace-1"
+
+
+@pytest.mark.parametrize(
+    ("query", "logged"),
+    [
+        ("page=2&sort=name", "page=2&sort=name"),
+        ("api_key=k1&page=2", "api_key=***&page=2"),
+        (
+            "access_token=t1&PASSWORD=p1&client_secret=s1&x-api-key=k2",
+            "access_token=***&PASSWORD=***&client_secret=***&x-api-key=***",
+        ),
+        ("X-Amz-Signature=abc&sig=def&signup=yes", "X-Amz-Signature=***&sig=***&signup=yes"),
+        ("api%5Fkey=k3&token&token=", "api%5Fkey=***&token&token="),  # encoded names too; nothing to mask
+    ],
+)
+def test_the_access_line_has_the_query_with_secret_values_masked(
+    query: str, logged: str, client: TestClient, read_logs: Callable[[], list[dict[str, Any]]]
+) -> None:
+    read_logs()
+    client.get(f"/api/v1/health?{query}")
+    (access,) = [r for r in read_logs() if r["logger"] == "app.access"]
+    assert access["query"] == logged
+    assert access["path"] == "/api/v1/health" and access["message"] == "GET /api/v1/health 200"
+
+
+def test_the_access_line_has_the_client_address_its_http_version_and_user_agent(
+    settings: Settings, read_logs: Callable[[], list[dict[str, Any]]]
+) -> None:
+    # The address the server put in the ASGI scope: the peer, or what a trusted proxy forwarded.
+    with TestClient(create_app(settings), client=("203.0.113.7", 50123)) as client:
+        read_logs()
+        client.get("/api/v1/health", headers={"User-Agent": "probe/1.0"})
+    (access,) = [r for r in read_logs() if r["logger"] == "app.access"]
+    assert (access["client"], access["user_agent"], access["http_version"]) == ("203.0.113.7", "probe/1.0", "1.1")
 
 
 @pytest.mark.parametrize("incoming", [str(uuid.uuid4()), "req-42", "trace.abc_DEF-1", "a" * 64])
