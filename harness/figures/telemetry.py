@@ -1,8 +1,8 @@
 """Telemetry: the skeleton with it off against the skeleton before it, and with it on.
 
 Servers, interleaved (the order turns each round), each as `make api` serves it:
-- before: the service rendered from the template at BASELINE_REF (main; TELEMETRY_BASELINE_REF
-  names another), built in the bench's scratch space, so that "off costs what it cost" is
+- before: the service rendered from the template at BASELINE_REF (the last commit before
+  telemetry arrived; TELEMETRY_BASELINE_REF names another), built in the bench's scratch space, so that "off costs what it cost" is
   measured side by side, not against another run's figures;
 - off: the service as rendered (TELEMETRY_ENABLED=false, the default);
 - on: the same with TELEMETRY_ENABLED=true, exporting traces and metrics to a local receiver
@@ -31,7 +31,8 @@ from checks.support import HEALTH, READINESS
 from figures.common import Bench, Section, table, verdict
 
 TEMPLATE = Path(__file__).resolve().parents[2]
-BASELINE_REF = os.environ.get("TELEMETRY_BASELINE_REF", "main")
+# The template's last commit without telemetry (0.5.0's other changes all in).
+BASELINE_REF = os.environ.get("TELEMETRY_BASELINE_REF", "7f7b694")
 FLOOR = 0.95  # off / before, requests per second: no cost beyond the noise of a shared machine
 
 
