@@ -2,8 +2,9 @@
 
 Servers, interleaved (the order turns each round), each as `make api` serves it:
 - before: the service rendered from the template at BASELINE_REF (the last commit before
-  telemetry arrived; TELEMETRY_BASELINE_REF names another), built in the bench's scratch space, so that "off costs what it cost" is
-  measured side by side, not against another run's figures;
+  telemetry arrived; TELEMETRY_BASELINE_REF names another), built in the bench's scratch
+  space, so that "off costs what it cost" is measured side by side, not against another
+  run's figures;
 - off: the service as rendered (TELEMETRY_ENABLED=false, the default);
 - on: the same with TELEMETRY_ENABLED=true, exporting traces and metrics to a local receiver
   (a loopback HTTP server of the bench's that takes every OTLP post and answers 200);
