@@ -2,8 +2,9 @@
 
 `make migrate` on an empty database; a model in app/models/ and `make migration`
 write a revision that creates its table and passes `make lint` as written; `make
-migrate` applies it, `alembic downgrade -1` reverts it; `make test` passes with it;
-and once the model changes without a migration, `make test` fails.
+migrate` applies it, `alembic downgrade -1` reverts it; the service's migration tests
+(`make test ARGS=tests/migrations`) pass with it, and fail once the model changes
+without a migration.
 
 Runs on the rendered service's Python (for its devtools.servers and SQLAlchemy), at
 the end of the `generated` sessions.
@@ -112,8 +113,10 @@ def test_make_migrate_applies_it_and_downgrade_reverts_it(
 def test_make_test_passes_with_the_model_and_its_migration(
     service_dir: Path, env: dict[str, str], database_url: str
 ) -> None:
-    # DATABASE_URL is set: the suite builds its own database on that server and leaves this one alone.
-    run(["make", "test"], service_dir, 600, env)
+    # The service's migration checks with the team's revision; the whole suite runs with
+    # generated models and revisions in test_resource.py. DATABASE_URL is set: the suite
+    # builds its own database on that server and leaves this one alone.
+    run(["make", "test", "ARGS=tests/migrations"], service_dir, 600, env)
     assert "widgets" in table_names(database_url), "make test changed the database DATABASE_URL names"
 
 
@@ -122,7 +125,7 @@ def test_make_test_fails_once_the_model_drifts_from_its_migrations(
 ) -> None:
     model.write_text(DRIFTED)
     try:
-        # The migration tests are the ones a drift fails; the whole suite passed just before.
+        # The same migration checks as above, now with a model its revisions do not match.
         result = completed(["make", "test", "ARGS=tests/migrations"], service_dir, 600, env)
     finally:
         model.write_text(MODEL)
