@@ -24,12 +24,13 @@ from importlib import metadata
 from pathlib import Path
 
 from checks.support import Servers, env_from_example
-from figures import readiness, request_path, resource, serve, startup, telemetry
+from figures import readiness, request_cost, request_path, resource, serve, startup, telemetry
 from figures.common import Bench, Section
 
 # In the order BENCHMARKS.md shows them.
 GROUPS: dict[str, Callable[[Bench], Section]] = {
     "request_path": request_path.figures,
+    "request_cost": request_cost.figures,
     "readiness": readiness.figures,
     "startup": startup.figures,
     "resource": resource.figures,
