@@ -76,6 +76,8 @@ async def unit_of_work(session_factory: async_sessionmaker[AsyncSession]) -> Asy
 
 async def ping_database(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
+        # Autocommit: the check is one statement, without a BEGIN and ROLLBACK around it.
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
         await connection.execute(text("SELECT 1"))
 
 
