@@ -1,8 +1,8 @@
 """`make resource`, as a team runs it in a rendered service, end to end on real servers.
 
-The issue's example, a PLURAL= override and a compound name are generated with `make
-resource`; each refusal leaves the tree as it was (`git status --porcelain`); the
-result passes `make lint`, migrates up and down, passes `make test` with the generated
+The agent example of the service's README, a PLURAL= override and a compound name are
+generated with `make resource`; each refusal leaves the tree as it was (`git status
+--porcelain`); the result passes `make lint`, migrates up and down, passes `make test` with the generated
 tests, and serves every route, its errors and a 503 with PostgreSQL stopped. The time
 of `make resource` is a figure.
 
@@ -75,7 +75,7 @@ def test_make_resource_writes_the_example_and_registers_it(
 ) -> None:
     started = time.monotonic()
     output = run(["make", "resource", *EXAMPLE], repo, 600, env)
-    figure(f"resource: make resource (the issue's example, migration included): {time.monotonic() - started:.2f} s")
+    figure(f"resource: make resource (the agent example, migration included): {time.monotonic() - started:.2f} s")
     written = changes(repo)
     revisions = {path for path in written if path.startswith("backend/alembic/versions/")}
     assert len(revisions) == 1 and next(iter(revisions)).endswith("_create_agents.py"), written

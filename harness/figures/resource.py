@@ -1,6 +1,6 @@
 """A generated resource's reads against bare FastAPI running the same queries, on real PostgreSQL.
 
-`make resource` (the issue's example) in the bench's service, migrated, with ROWS rows.
+`make resource` (the agent example of the service's README) in the bench's service, migrated, with ROWS rows.
 Two servers, interleaved (the order turns each round), each loaded on two paths:
 - generated: the service as `make api` serves it, without --reload;
 - bare: FastAPI with the same two routes on the app and nothing else: the same model,
