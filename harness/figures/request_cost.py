@@ -7,10 +7,13 @@ skeleton, interleaved over the rounds, in a process of the service's own Python.
 """
 
 import json
+import os
 import subprocess
+import sys
 from typing import Any
 
 from figures.common import Bench, Section, table
+from figures.request_path import BARE_APP, FULL_STACK_APP
 
 CALLS = 20_000  # per variant and round
 SCRIPT = '''"""Calls each variant's ASGI app CALLS times per round and prints microseconds per call as JSON."""
@@ -22,8 +25,9 @@ import os
 import sys
 import time
 
+import bare_app
+import full_stack_app
 from fastapi import APIRouter, FastAPI
-from starlette.middleware.cors import CORSMiddleware
 
 from app.main import create_app
 
@@ -38,12 +42,6 @@ SCOPE = {
 
 async def liveness() -> dict[str, str]:
     return {"status": "ok"}
-
-
-def bare() -> FastAPI:
-    app = FastAPI()
-    app.get("/api/v1/health")(liveness)
-    return app
 
 
 def health_router() -> APIRouter:
@@ -63,15 +61,6 @@ def two_levels() -> FastAPI:
     api_router.include_router(health_router())
     app = FastAPI()
     app.include_router(api_router, prefix="/api/v1")
-    return app
-
-
-def full_stack() -> FastAPI:
-    app = two_levels()
-    app.add_middleware(
-        CORSMiddleware, allow_origins=["http://localhost:5173"], allow_credentials=True,
-        allow_methods=["*"], allow_headers=["*"],
-    )
     return app
 
 
@@ -95,8 +84,9 @@ async def per_call(app: FastAPI, calls: int) -> float:
 
 
 async def main() -> None:
-    apps = {"bare": bare(), "one router level": one_level(), "two router levels": two_levels(),
-            "full-stack shape": full_stack(), "skeleton": create_app()}
+    # Bare FastAPI and the full-stack shape as the request-path group serves them.
+    apps = {"bare": bare_app.create_app(), "one router level": one_level(), "two router levels": two_levels(),
+            "full-stack shape": full_stack_app.create_app(), "skeleton": create_app()}
     # The skeleton's logging (set up by create_app) writes to a file, as under a server.
     devnull = open(os.devnull, "w")
     for handler in logging.getLogger().handlers:
@@ -105,14 +95,17 @@ async def main() -> None:
     access = logging.getLogger("app.access")
     variants = [*apps, "skeleton without its access line"]
     results: dict[str, list[float]] = {name: [] for name in variants}
+
+    async def measure(name: str, calls: int) -> float:
+        access.setLevel(logging.WARNING if name.endswith("access line") else logging.NOTSET)
+        return await per_call(apps.get(name, apps["skeleton"]), calls)
+
     for name in variants:  # warm-up
-        access.disabled = name.endswith("access line")
-        await per_call(apps.get(name, apps["skeleton"]), CALLS // 10)
+        await measure(name, CALLS // 10)
     for number in range(ROUNDS):
         turn = number % len(variants)
         for name in variants[turn:] + variants[:turn]:
-            access.disabled = name.endswith("access line")
-            results[name].append(round(await per_call(apps.get(name, apps["skeleton"]), CALLS), 2))
+            results[name].append(round(await measure(name, CALLS), 2))
     print(json.dumps(results))
 
 
@@ -135,12 +128,12 @@ STEPS = [
 def figures(bench: Bench) -> Section:
     script = bench.work / "request_cost.py"
     script.write_text(SCRIPT)
-    python = bench.backend / ".venv" / "bin" / "python"
+    apps = [bench.write_app("bare_app", BARE_APP), bench.write_app("full_stack_app", FULL_STACK_APP)]
     rounds = max(bench.rounds, 7)
     done = subprocess.run(
-        [str(python), str(script), str(CALLS), str(rounds)],
+        [sys.executable, str(script), str(CALLS), str(rounds)],  # the service's Python, as bench.py's
         cwd=bench.backend,
-        env={**bench.env, "PYTHONPATH": str(bench.backend)},
+        env={**bench.env, "PYTHONPATH": os.pathsep.join(map(str, [bench.backend, *apps]))},
         capture_output=True,
         text=True,
         timeout=600,
@@ -151,8 +144,8 @@ def figures(bench: Bench) -> Section:
     results: dict[str, list[float]] = json.loads(done.stdout.strip().splitlines()[-1])
     # The fastest round: the least disturbed by whatever else ran (as timeit advises).
     fastest = {name: round(min(values), 1) for name, values in results.items()}
-    for name, median in fastest.items():
-        print(f"request cost: {name}: fastest {median} µs of {results[name]}")
+    for name, value in fastest.items():
+        print(f"request cost: {name}: fastest {value} µs of {results[name]}")
 
     rows: list[list[Any]] = [["bare FastAPI", "", f"{fastest['bare']:.1f}", "", ""]]
     rows += [
