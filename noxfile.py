@@ -1,6 +1,6 @@
 """Sessions that render the template, install and boot the generated service, and test it.
 
-    nox                      # the default sessions: lint, tests, generated, boot, deploy, faults, update
+    nox                      # the default sessions: lint, tests, generated, boot, deploy, faults, update, lowest_direct
     nox -s demo -- my-demo   # render a demo service with the default answers and serve it on port 8000
 
 Every session renders this working tree (uncommitted changes included) into scratch
@@ -11,8 +11,6 @@ import importlib.util
 import shutil
 import statistics
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +41,7 @@ ANSWERS: dict[str, dict[str, Any]] = {
     "uv": {**_load(ROOT / "tests" / "answers.py").NON_DEFAULT_ANSWERS, "python_version": "3.11"},
 }
 updating = _load(ROOT / "harness" / "update.py")
+support = _load(ROOT / "harness" / "checks" / "support.py")
 
 
 def render(session: nox.Session, destination: Path, answers: dict[str, Any]) -> Path:
@@ -60,26 +59,16 @@ def scratch(session: nox.Session, name: str) -> Path:
     return path
 
 
-def pypi_json_api_available() -> bool:
-    try:
-        with urllib.request.urlopen("https://pypi.org/pypi/pip/24.0/json", timeout=20) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def install(session: nox.Session, service: Path, *, compiles_bytecode: bool = True) -> Path:
     """`make install`, as the rendered README says; returns the service's Python.
 
     Releases before 0.4.0 did not compile bytecode at install: pass COMPILES_BYTECODE=False.
     """
     backend = service / "backend"
-    if (backend / "poetry.toml").exists() and not pypi_json_api_available():
-        # Not part of the user's flow: poetry resolves through PyPI's JSON API, which
-        # some mirrors (this project's CI among them) lack; use the simple index there.
-        session.log("PyPI's JSON API is not reachable: poetry gets the simple index as its source")
-        with session.chdir(backend):
-            session.run("poetry", "source", "add", "--priority=primary", "pypi-simple", "https://pypi.org/simple/")
+    # Not part of the user's flow: some mirrors (this project's CI among them) lack the
+    # JSON API that poetry resolves through.
+    if support.poetry_simple_index(backend, poetry=str(Path(session.bin) / "poetry")):
+        session.log("PyPI's JSON API is not reachable: poetry got the simple index as its source")
     with session.chdir(service):
         make(session, "install")
     # Nothing has imported FastAPI yet, so its bytecode is there only if the install
@@ -242,7 +231,7 @@ def lowest_direct(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Figures, not a test: the skeleton against full-stack-fastapi-template's shape, bare FastAPI; probes; startup."""
+    """Figures, not a test: every figure group of harness/figures/, written to BENCHMARKS.md."""
     # Bytecode compiled at install, as pip and pipx do: copier's start-up is then what a
     # user's is, also where Python may not write .pyc files (PYTHONDONTWRITEBYTECODE=1).
     session.install("copier", "poetry", env={"UV_COMPILE_BYTECODE": "1"})

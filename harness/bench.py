@@ -81,7 +81,9 @@ def main() -> int:
     parser.add_argument("service", type=Path)
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--markdown", type=Path, required=True)
-    parser.add_argument("--rounds", type=int, default=3, help="of the request-path comparison")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds of each comparison (at least 7 for request_cost)"
+    )
     parser.add_argument("--seconds", type=int, default=8, help="of load per server and round")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of load before each measured one")
     parser.add_argument("--connections", type=int, default=64)

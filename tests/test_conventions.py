@@ -42,16 +42,13 @@ def _edits_routes(node: ast.AST) -> bool:
 
 
 def construct_problems(path: Path, relative: str) -> list[str]:
-    """The item-1 constructs in one Python file of a render."""
+    """The constructs that reach into library or process state, in one Python file of a render."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=relative)
     problems = []
     for node in ast.walk(tree):
         where = f"{relative}:{getattr(node, 'lineno', 0)}"
-        if isinstance(node, ast.ClassDef):
-            if any(_dotted(base).split(".")[-1] == "LogRecord" for base in node.bases):
-                problems.append(f"{where}: a LogRecord subclass ({node.name}); log with Logger.info(..., extra=...)")
-            if node.name == "RouterGroup":
-                problems.append(f"{where}: a custom router class (RouterGroup); use APIRouter")
+        if isinstance(node, ast.ClassDef) and any(_dotted(base).split(".")[-1] == "LogRecord" for base in node.bases):
+            problems.append(f"{where}: a LogRecord subclass ({node.name}); log with Logger.info(..., extra=...)")
         elif isinstance(node, ast.Import) and any(alias.name == "gc" for alias in node.names):
             problems.append(f"{where}: imports gc; the app leaves the garbage collector alone")
         elif isinstance(node, ast.ImportFrom) and node.module == "gc":
@@ -69,7 +66,7 @@ def construct_problems(path: Path, relative: str) -> list[str]:
 
 
 def problems_in(service: Path) -> list[str]:
-    """Every item-1 construct and every piece of build history in the render at SERVICE."""
+    """Every such construct, any mention of RouterGroup, and every piece of build history in the render at SERVICE."""
     problems = []
     files = [p for p in service.rglob("*") if p.is_file() and not {".git", ".venv"} & set(p.parts)]
     for path in sorted(files):

@@ -11,6 +11,8 @@ import re
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
@@ -298,3 +300,28 @@ def table_names(database_url: str) -> set[str]:
             await engine.dispose()
 
     return set(asyncio.run(read()))
+
+
+def pypi_json_api_available() -> bool:
+    try:
+        with urllib.request.urlopen("https://pypi.org/pypi/pip/24.0/json", timeout=20) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def poetry_simple_index(backend: Path, poetry: str = "poetry") -> bool:
+    """Gives a poetry service (BACKEND) PyPI's simple index as its source where PyPI's JSON API,
+    which poetry resolves through, is not reachable (some mirrors lack it); whether it did.
+
+    Not part of the user's flow: a test machine's workaround, before `make install`.
+    """
+    if not (backend / "poetry.toml").exists() or pypi_json_api_available():
+        return False
+    subprocess.run(
+        [poetry, "source", "add", "--priority=primary", "pypi-simple", "https://pypi.org/simple/"],
+        cwd=backend,
+        capture_output=True,
+        check=True,
+    )
+    return True

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import HEALTH, READINESS, READY, clean_env, process, request, wait_for
+from support import HEALTH, READINESS, READY, clean_env, proc_stat, process, request, wait_for
 
 
 @dataclass
@@ -73,8 +73,9 @@ def ancestor_pids() -> set[int]:
     pids, pid = set(), os.getpid()
     while pid > 1:
         pids.add(pid)
-        # The parent is the second field after the command name, which may hold spaces and ")".
-        pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        fields = proc_stat(pid)
+        assert fields is not None, f"process {pid} ended while its children run"
+        pid = int(fields[1])
     return pids
 
 

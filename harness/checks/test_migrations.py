@@ -37,7 +37,7 @@ DRIFTED = MODEL + "    size: Mapped[int]\n"
 
 
 @pytest.fixture(scope="module")
-def database_url(service_dir: Path) -> Iterator[str]:
+def database_url() -> Iterator[str]:
     """A throwaway PostgreSQL from the service's own dev tooling, as `make dev` starts it."""
     from devtools.servers import PostgresServer
 

@@ -27,7 +27,6 @@ from support import Servers, completed, env_from_example, run, table_names
 EXAMPLE = ["NAME=agent", "FIELDS=name:str:unique description:text? max_sessions:int enabled:bool"]
 PLURAL = ["NAME=person", "FIELDS=name:str(80) born_on:date?", "PLURAL=people"]
 COMPOUND = ["NAME=agent_session", "FIELDS=title:str started_at:datetime? agent_id:uuid"]
-# nox points these at its own environment; the service's commands use the service's.
 
 
 def git(repo: Path, *args: str) -> str:

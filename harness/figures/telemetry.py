@@ -18,8 +18,6 @@ import shutil
 import statistics
 import subprocess
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -27,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from checks.support import HEALTH, READINESS
+from checks.support import HEALTH, READINESS, poetry_simple_index
 
 from figures.common import Bench, Section, table, verdict
 
@@ -93,28 +91,12 @@ def baseline(bench: Bench) -> tuple[Bench | None, str]:
     )
     subprocess.run(["tar", "-x", "-C", str(template)], input=archive.stdout, check=True)
     subprocess.run([copier, "copy", "--defaults", "--quiet", str(template), str(service)], check=True)
-    if (service / "backend" / "poetry.toml").exists() and not pypi_json_api():
-        # As the noxfile's install() does: poetry resolves through PyPI's JSON API, which
-        # some mirrors lack; the simple index then.
-        subprocess.run(
-            ["poetry", "source", "add", "--priority=primary", "pypi-simple", "https://pypi.org/simple/"],
-            cwd=service / "backend",
-            capture_output=True,
-            check=True,
-        )
+    poetry_simple_index(service / "backend")  # as the noxfile's install() does
     installed = subprocess.run(["make", "install"], cwd=service, capture_output=True, text=True, check=False)
     if installed.returncode != 0:
         return None, f"not measured: make install failed: {installed.stdout[-300:]}{installed.stderr[-300:]}"
     label = f"{BASELINE_REF} ({commit.stdout.strip()})"
     return replace(bench, backend=service / "backend"), label
-
-
-def pypi_json_api() -> bool:
-    try:
-        with urllib.request.urlopen("https://pypi.org/pypi/pip/24.0/json", timeout=20) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def figures(bench: Bench) -> Section:
