@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import app.models  # noqa: F401  (imports every model module: the metadata sees every table)
-from app.core.config import Settings, SettingsError, load_settings, mask_password
+from app.core.config import Settings, load_settings_or_exit, mask_password
 from app.db.base import Base
 
 config = context.config
@@ -33,14 +33,6 @@ def configure(**options: Any) -> None:
 
 class DatabaseUnreachable(Exception):
     pass
-
-
-def load() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        # The app's own exit: status 1 and one readable message, no traceback, no secret.
-        raise SystemExit(f"error: {exc}") from None
 
 
 def run_on(connection: Connection) -> None:
@@ -78,13 +70,13 @@ async def run_async(settings: Settings) -> None:
 
 if context.is_offline_mode():
     # `alembic upgrade head --sql`: the SQL script, for review or for a DBA to run.
-    configure(url=load().DATABASE_URL, literal_binds=True, dialect_opts={"paramstyle": "named"})
+    configure(url=load_settings_or_exit().DATABASE_URL, literal_binds=True, dialect_opts={"paramstyle": "named"})
     with context.begin_transaction():
         context.run_migrations()
 elif (connection := config.attributes.get("connection")) is not None:
     run_on(connection)
 else:
     try:
-        asyncio.run(run_async(load()))
+        asyncio.run(run_async(load_settings_or_exit()))
     except DatabaseUnreachable as exc:
         raise SystemExit(f"error: cannot connect to the database at {exc}") from None

@@ -11,13 +11,12 @@ busy after SHUTDOWN_TIMEOUT seconds are killed. `make api` runs uvicorn alone, w
 """
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 
-from app.core.config import Settings, SettingsError, load_settings
+from app.core.config import Settings, load_settings_or_exit
 from app.core.logging import logging_config
 from app.main import create_app
 
@@ -78,12 +77,8 @@ def serve(settings: Settings) -> None:
 
 
 def main() -> None:
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        # One readable message and status 1 before any worker starts, not one traceback per worker.
-        sys.exit(f"error: {exc}")
-    serve(settings)
+    # Checked before any worker starts: one message, not one traceback per worker.
+    serve(load_settings_or_exit())
 
 
 if __name__ == "__main__":

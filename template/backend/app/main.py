@@ -14,7 +14,7 @@ from fastapi.telemetry import TelemetryConfig
 
 from app.api.v1.router import api_router
 from app.cache.client import create_redis
-from app.core.config import Settings, SettingsError, load_settings, mask_password
+from app.core.config import Settings, load_settings_or_exit, mask_password
 from app.core.logging import setup_logging
 from app.core.openapi import document_error_envelope
 from app.core.readiness import check_readiness
@@ -77,11 +77,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app, configured by SETTINGS or else by the environment and ``backend/.env``."""
     if settings is None:
-        try:
-            settings = load_settings()
-        except SettingsError as exc:
-            # Under a server: one readable message and exit status 1, not a traceback.
-            raise SystemExit(f"error: {exc}") from None
+        settings = load_settings_or_exit()
     telemetry = None
     if settings.TELEMETRY_ENABLED:
         # Imported only now: with telemetry off the process loads no OpenTelemetry SDK.

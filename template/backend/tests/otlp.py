@@ -8,8 +8,7 @@ worker processes send at once.
 
 import gzip
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from socketserver import ThreadingMixIn
@@ -142,12 +141,6 @@ class Receiver:
                                 DataPoint(metric, attributes(point.attributes), resource, value, point.time_unix_nano)
                             )
         return found
-
-    def wait_for(self, what: str, condition: Callable[[], bool], within: float = 10.0) -> None:
-        deadline = time.monotonic() + within
-        while not condition():
-            assert time.monotonic() < deadline, f"{what}: not received within {within} s"
-            time.sleep(0.05)
 
 
 @contextmanager

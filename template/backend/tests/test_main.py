@@ -1,7 +1,6 @@
 """The factory, and a lifespan that opens, logs and closes both clients."""
 
 import asyncio
-import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -13,15 +12,13 @@ from redis.asyncio import Redis
 
 from app.core.config import Settings
 from app.main import create_app
+from devtools.servers import free_port
 from tests.conftest import Servers
 
 
 def closed_port_url(template: str) -> str:
     # A port that was free a moment ago: connecting to it is refused at once.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return template.format(port=port)
+    return template.format(port=free_port())
 
 
 def test_create_app_builds_a_fresh_app_each_time(settings: Settings) -> None:

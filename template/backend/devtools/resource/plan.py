@@ -3,6 +3,7 @@
 import ast
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +101,19 @@ def top_level(source: str) -> set[str]:
     }
 
 
+# What the generator writes for a resource, by kind.
+GENERATORS: dict[str, Callable[[Resource], str]] = {
+    "model": model,
+    "schemas": schemas,
+    "routes": routes,
+    "tests": suite,
+}
+
+
+def generated_sources(resource: Resource) -> dict[str, str]:
+    return {kind: make(resource) for kind, make in GENERATORS.items()}
+
+
 def check_names(resource: Resource, sources: dict[str, str]) -> None:
     """No name made from NAME or a field is one the generated code already uses for something else."""
     from app.db import Base
@@ -107,10 +121,9 @@ def check_names(resource: Resource, sources: dict[str, str]) -> None:
 
     # The same modules for a resource named PLACEHOLDER: what they use besides the resource's own names.
     stand_in = Resource(PLACEHOLDER, PLACEHOLDER + "s", resource.fields)
-    made = {"model": model, "schemas": schemas, "routes": routes, "tests": suite}
     used: set[str] = set()
     derived: set[str] = set()
-    for make in made.values():
+    for make in GENERATORS.values():
         names = identifiers(ast.parse(make(stand_in)))
         used |= {name for name in names if PLACEHOLDER not in name.lower()}
         derived |= {
@@ -154,12 +167,7 @@ def load_table(source: str, resource: Resource) -> Table:
 def plan(backend: Path, resource: Resource) -> Plan:
     check_tree(backend, resource)
     check_metadata(resource)
-    sources = {
-        "model": model(resource),
-        "schemas": schemas(resource),
-        "routes": routes(resource),
-        "tests": suite(resource),
-    }
+    sources = generated_sources(resource)
     check_names(resource, sources)
     router_before = (backend / ROUTER).read_text(encoding="utf-8")
     router_after = registration.register(router_before, resource.plural)

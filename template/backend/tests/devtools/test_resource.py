@@ -19,11 +19,9 @@ import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from devtools.resource.plan import ROUTER, check_names
+from devtools.resource.plan import ROUTER, check_names, generated_sources
 from devtools.resource.registration import check, register
-from devtools.resource.sources import model, routes, schemas
 from devtools.resource.spec import Field, Refusal, UsageRefusal, parse, pluralize
-from devtools.resource.suite import suite
 from tests.conftest import BACKEND_DIR
 
 COPIED = ("app", "alembic", "devtools", "alembic.ini", "pyproject.toml", "tests/__init__.py", "tests/api")
@@ -186,24 +184,14 @@ def test_a_second_resource_follows_the_first_and_the_first_cannot_be_made_again(
 )
 def test_names_the_generated_code_uses_for_something_else_are_refused(name: str, fields: str, message: str) -> None:
     resource = parse(name, fields)
-    sources = {
-        "model": model(resource),
-        "schemas": schemas(resource),
-        "routes": routes(resource),
-        "tests": suite(resource),
-    }
+    sources = generated_sources(resource)
     with pytest.raises(Refusal, match=re.escape(message)):
         check_names(resource, sources)
 
 
 def test_a_resource_called_session_takes_its_database_session_under_another_name() -> None:
     resource = parse("session", "room:str")
-    sources = {
-        "model": model(resource),
-        "schemas": schemas(resource),
-        "routes": routes(resource),
-        "tests": suite(resource),
-    }
+    sources = generated_sources(resource)
     check_names(resource, sources)
     assert "async def get_session(session_id: UUID, db_session: DbSession)" in sources["routes"]
 

@@ -6,15 +6,15 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from tests.conftest import BACKEND_DIR, ENV_EXAMPLE, Servers
-from tests.database import ALEMBIC_INI, temporary_database
+from devtools.servers import free_port
+from tests.conftest import BACKEND_DIR, ENV_EXAMPLE
+from tests.database import ALEMBIC_INI
 
 PASSWORD = "do-not-print-this-password"
 
@@ -33,19 +33,6 @@ def settings_env(**overrides: str) -> dict[str, str]:
 def alembic(*args: str, env: dict[str, str], cwd: Path = BACKEND_DIR) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "alembic", "-c", str(ALEMBIC_INI), *args]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False)
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-@pytest.fixture
-def empty_database_url(servers: Servers) -> Iterator[str]:
-    with temporary_database(servers.database_url) as url:
-        yield url
 
 
 def test_upgrade_head_on_an_empty_database(empty_database_url: str) -> None:
@@ -69,7 +56,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *expected: s
 
 
 def test_an_unreachable_database_is_a_one_line_error() -> None:
-    port = closed_port()
+    port = free_port()  # nothing listens there
     result = alembic(
         "upgrade", "head", env=settings_env(DATABASE_URL=f"postgresql://app:{PASSWORD}@127.0.0.1:{port}/app")
     )

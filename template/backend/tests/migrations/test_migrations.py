@@ -5,7 +5,6 @@ These pass with no revision at all (a new service) and cover each one a team add
 """
 
 import asyncio
-from collections.abc import Iterator
 from functools import partial
 
 import pytest
@@ -18,8 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from app.db.base import Base
-from tests.conftest import Servers
-from tests.database import ALEMBIC_INI, run_alembic, temporary_database
+from tests.database import ALEMBIC_INI, run_alembic
 
 
 def scripts() -> ScriptDirectory:
@@ -43,12 +41,6 @@ def tables(database_url: str) -> set[str]:
             await engine.dispose()
 
     return asyncio.run(read())
-
-
-@pytest.fixture
-def empty_database_url(servers: Servers) -> Iterator[str]:
-    with temporary_database(servers.database_url) as url:
-        yield url
 
 
 def test_one_head() -> None:
