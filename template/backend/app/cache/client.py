@@ -2,8 +2,8 @@
 
 from fastapi import Request
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.retry import Retry
 
 from app.core.config import Settings
 
@@ -18,6 +18,7 @@ def create_redis(settings: Settings) -> Redis:
         socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
         # redis-py's default retries back off for seconds; a short, bounded retry
         # rides over a dropped connection without stalling requests when Redis is down.
+        # The asyncio client takes the asyncio Retry (redis 8.2 warns on the sync one).
         retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), retries=2),
     )
     return client
