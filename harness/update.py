@@ -8,6 +8,7 @@ import ast
 import importlib.util
 import shutil
 from pathlib import Path
+from typing import Any
 
 import nox
 
@@ -187,10 +188,30 @@ def copier_update(session: nox.Session, service: Path) -> None:
         session.run("copier", "update", "--defaults", "--trust", external=False)
 
 
+def committed_lock(session: nox.Session, service: Path) -> tuple[str, str]:
+    """The lock file's path in SERVICE and its text as last committed."""
+    name = next(f"backend/{n}" for n in ("uv.lock", "poetry.lock") if (service / "backend" / n).exists())
+    with session.chdir(service):
+        text = session.run("git", "show", f"HEAD:{name}", external=True, silent=True)
+    assert isinstance(text, str)
+    return name, text
+
+
+def check_lock_kept(session: nox.Session, service: Path, versions: Any) -> None:
+    """After `make lock`: the team's pins (the dependency it added among them) are the ones it had."""
+    name, before = committed_lock(session, service)
+    after = versions((service / name).read_text())
+    moved = {n: (v, after.get(n)) for n, v in versions(before).items() if n == "tenacity" and after.get(n) != v}
+    if "tenacity" not in after or moved:
+        session.error(f"make lock after copier update did not keep the team's pin of tenacity: {moved or after}")
+    session.log(f"make lock kept the team's pins: tenacity {after['tenacity']}")
+
+
 def check_update(session: nox.Session, service: Path, current: str) -> None:
     """No conflict left, every team change kept, every template change and migration applied."""
     problems = conflicts(service)
     backend = service / "backend"
+    lock, team_lock = committed_lock(session, service)
     expectations = {
         "the team's router module is kept": (backend / "app/api/v1/items.py").read_text() == USER_ROUTER,
         "the team's router stays registered": "include_router(items.router)"
@@ -199,6 +220,7 @@ def check_update(session: nox.Session, service: Path, current: str) -> None:
         "the team's setting stays documented": "ITEMS_PAGE_SIZE" in (backend / ".env.example").read_text(),
         "the team's dependency is kept": "tenacity" in (backend / "pyproject.toml").read_text(),
         "the team's README paragraph is kept": USER_README in (backend / "README.md").read_text(),
+        "the team's lock is kept as it was": (service / lock).read_text() == team_lock,
         "the moved module arrived": (backend / "app/core/openapi.py").is_file(),
         "the migration removed the module's old copy": not (backend / "app/exceptions/openapi.py").exists(),
         "main.py uses the module's new place": "from app.core.openapi import" in (backend / "app/main.py").read_text(),

@@ -3,7 +3,7 @@
 No image registry may be reachable (it is not on this project's machines). Then a base
 image is replaced by a stand-in made locally and labelled as one, which the caller
 reports: python:X.Y-slim-<release> by the Debian release whose python3 is X.Y
-(mmdebstrap), ghcr.io/astral-sh/uv:pythonX.Y-<release>-slim by that image with the uv
+(mmdebstrap), ghcr.io/astral-sh/uv:[<uv version>-]pythonX.Y-<release>-slim by that image with the uv
 binary from uv's PyPI wheel (the `uv` on PATH).
 """
 
@@ -64,7 +64,7 @@ def ensure_image(engine: str, image: str, say: Callable[[str], None]) -> None:
     if missing and completed([engine, "pull", image], timeout=600).returncode:
         if python := re.fullmatch(r"docker\.io/library/python:(\d+\.\d+)-slim-(\w+)", image):
             _stand_in_python(engine, image, python.group(1), say)
-        elif uv := re.fullmatch(r"ghcr\.io/astral-sh/uv:python(\d+\.\d+)-(\w+)-slim", image):
+        elif uv := re.fullmatch(r"ghcr\.io/astral-sh/uv:(?:[0-9.]+-)?python(\d+\.\d+)-(\w+)-slim", image):
             _stand_in_uv(engine, image, uv.group(1), uv.group(2), say)
         else:
             pytest.skip(f"{image} cannot be pulled here, and there is no stand-in for it")

@@ -314,14 +314,11 @@ def poetry_simple_index(backend: Path, poetry: str = "poetry") -> bool:
     """Gives a poetry service (BACKEND) PyPI's simple index as its source where PyPI's JSON API,
     which poetry resolves through, is not reachable (some mirrors lack it); whether it did.
 
-    Not part of the user's flow: a test machine's workaround, before `make install`.
+    Not part of the user's flow: a test machine's workaround, before `make install`. The
+    source is part of what poetry.lock's hash covers: the lock is refreshed, its pins kept.
     """
     if not (backend / "poetry.toml").exists() or pypi_json_api_available():
         return False
-    subprocess.run(
-        [poetry, "source", "add", "--priority=primary", "pypi-simple", "https://pypi.org/simple/"],
-        cwd=backend,
-        capture_output=True,
-        check=True,
-    )
+    for command in (["source", "add", "--priority=primary", "pypi-simple", "https://pypi.org/simple/"], ["lock"]):
+        subprocess.run([poetry, *command], cwd=backend, capture_output=True, check=True)
     return True

@@ -1,0 +1,43 @@
+"""Every render ships the lock this release tested, and its package manager accepts it as it is."""
+
+import importlib.util
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, render, run, tool
+
+spec = importlib.util.spec_from_file_location("locks", ROOT / "harness" / "locks.py")
+assert spec and spec.loader
+locks = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(locks)
+
+CASES = [(manager, python) for manager in locks.MANAGERS for python in locks.PYTHONS]
+
+
+@pytest.mark.parametrize(("manager", "python"), CASES, ids=[f"{m}-py{p}" for m, p in CASES])
+def test_the_render_ships_a_lock_its_package_manager_accepts(tmp_path: Path, manager: str, python: str) -> None:
+    # A project name that sorts among the dependencies: uv.lock keeps the project's entry in name order.
+    answers = {"package_manager": manager, "python_version": python, "project_name": "Gamma Ray", "version": "1.2.3"}
+    backend = render(tmp_path / "service", **answers) / "backend"
+    lock = (backend / locks.MANAGERS[manager]).read_text()
+    pinned = locks.versions(lock)
+    assert {"fastapi", "sqlalchemy", "redis", "pytest"} <= pinned.keys()
+    if manager == "poetry":
+        run([tool("poetry"), "check", "--lock"], backend)
+        return
+    data = tomllib.loads(lock)
+    assert data["requires-python"] == f">={python}"
+    project = next(p for p in data["package"] if p["source"].get("virtual") == ".")
+    assert (project["name"], project["version"]) == ("gamma-ray", "1.2.3")
+    names = [p["name"] for p in data["package"]]
+    assert names == sorted(names), "uv.lock keeps its entries in name order"
+    try:
+        interpreter = locks.interpreter(python)
+    except SystemExit as missing:
+        pytest.skip(f"uv lock --check needs a Python {python}: {missing}")
+    before = (backend / "uv.lock").read_bytes()
+    run([tool("uv"), "lock", "--check", "--python", interpreter], backend, env=None)
+    run([tool("uv"), "lock", "--python", interpreter], backend, env=None)
+    assert (backend / "uv.lock").read_bytes() == before, "uv lock rewrote the shipped lock: it is not uv's own"
