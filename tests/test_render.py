@@ -108,27 +108,25 @@ def test_pyproject_follows_the_answers(rendered: tuple[Path, dict[str, Any]]) ->
         ("install", "{manager_install}"),
         (
             "api",
-            "cd backend && {manager} run uvicorn --factory app.main:create_app"
+            "cd backend && {run} uvicorn --factory app.main:create_app"
             " --reload --reload-dir app --port {api_port} --no-access-log",
         ),
-        ("test", "cd backend && {manager} run pytest"),
-        ("migrate", "cd backend && {manager} run alembic upgrade head"),
-        ("serve", "cd backend && {manager} run python -m app"),
-        ("resource", "cd backend && {manager} run -- python -m devtools.resource"),
+        ("test", "cd backend && {run} pytest"),
+        ("migrate", "cd backend && {run} alembic upgrade head"),
+        ("serve", "cd backend && {run} python -m app"),
+        ("resource", "cd backend && {run} -- python -m devtools.resource"),
     ],
 )
 def test_make_targets_use_the_chosen_package_manager(
     target: str, expected_command: str, rendered: tuple[Path, dict[str, Any]]
 ) -> None:
     service, expected = rendered
-    manager = expected["package_manager"]
-    install = (
-        "cd backend && (poetry check --lock --quiet 2>/dev/null || poetry lock) && poetry install --compile"
-        if manager == "poetry"
-        else "cd backend && uv sync"
-    )
+    # The lock as it is: uv's targets run --locked, poetry's install syncs to the lock.
+    poetry = expected["package_manager"] == "poetry"
+    install = "cd backend && poetry sync --compile" if poetry else "cd backend && uv sync --locked"
+    command = "poetry run" if poetry else "uv run --locked"
     dry_run = run(["make", "-n", target], service)
-    assert expected_command.format(manager=manager, manager_install=install, api_port=expected["api_port"]) in dry_run
+    assert expected_command.format(run=command, manager_install=install, api_port=expected["api_port"]) in dry_run
 
 
 def test_lint_and_strict_types(rendered: tuple[Path, dict[str, Any]], tooling_python: Path) -> None:

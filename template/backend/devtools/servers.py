@@ -189,9 +189,10 @@ def _running(pid: int) -> bool:
     if Path("/proc").is_dir():
         try:
             # The state follows the command's closing parenthesis; Z: exited, not yet reaped.
-            return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-        except (OSError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
             return False
+        return bool(fields) and fields[0] != "Z"
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
