@@ -66,7 +66,14 @@ VALUES = {
     "json": '{"number": number}',
 }
 # A query-string value that the filter's type refuses (a str filter takes any string).
-BAD_FILTER = {"bool": "maybe", "enum": "not-a-value", "ref": "not-a-uuid", "uuid": "not-a-uuid", "int": "x", "date": "x"}
+BAD_FILTER = {
+    "bool": "maybe",
+    "enum": "not-a-value",
+    "ref": "not-a-uuid",
+    "uuid": "not-a-uuid",
+    "int": "x",
+    "date": "x",
+}
 
 
 @dataclass(frozen=True)
@@ -148,16 +155,21 @@ class View:
             return self.enum_class
         if field.kind == "json" and field.high is not None:
             return f"Annotated[dict[str, Any], StoredJson(max_bytes={field.high})]"
+        if field.kind == "int" and (field.low is not None or field.high is not None):
+            return "int"  # its bounds, in Field(...), replace BigInt's 64-bit ones
         return REQUEST[field.kind]
 
     @property
     def constraints(self) -> list[str]:
-        """Field(...)'s bounds: lengths of strings, values of numbers."""
+        """Field(...)'s bounds: lengths of strings, values of numbers (an int's, within 64 bits)."""
         field = self.field
         if field.kind in ("str", "text"):
             low = [f"min_length={field.low}"] if field.low is not None else []
             return low + ([f"max_length={field.high}"] if field.high is not None else [])
-        if field.kind in ("int", "float"):
+        if field.kind == "int" and (field.low is not None or field.high is not None):
+            least = "-(2**63)" if field.low is None else repr(field.low)
+            return [f"ge={least}", "le=2**63 - 1" if field.high is None else f"le={field.high!r}"]
+        if field.kind == "float":
             low = [f"ge={field.low!r}"] if field.low is not None else []
             return low + ([f"le={field.high!r}"] if field.high is not None else [])
         return []
@@ -173,8 +185,10 @@ class View:
         """name: ANNOTATION = DEFAULT, in Field(...) with the bounds where there are any."""
         if default is None:
             arguments = []
+        elif default == "{}":
+            arguments = ["default_factory=dict"]
         else:
-            arguments = ["default_factory=dict"] if default == "{}" else [f"default={default}"]
+            arguments = [f"default={default}"]
         arguments += self.constraints
         if not arguments:
             return f"{self.field.name}: {annotation}"
@@ -236,7 +250,7 @@ class View:
         """Values just outside the bounds (a 422), as Python expressions."""
         field = self.field
         if field.kind in ("str", "text"):
-            short = [f'"x" * {int(field.low) - 1}'] if field.low else []
+            short = [f'"x" * {int(field.low) - 1}' if field.low > 1 else '""'] if field.low else []
             return short + ([f'"x" * {int(field.high) + 1}'] if field.high is not None else [])
         if field.kind == "int":
             low = BIGINT[0] if field.low is None else field.low

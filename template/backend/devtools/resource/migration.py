@@ -41,7 +41,7 @@ def config(backend: Path) -> Config:
 
 
 def revision(config: Config, down: str | None, resource: Resource) -> tuple[Path, str]:
-    """The revision that creates RESOURCE's table after DOWN: the path it belongs at and its text (not yet formatted)."""
+    """The revision that creates RESOURCE's table after DOWN: where it belongs, and its text (unformatted)."""
     scripts = script_directory(config)
     # Where Alembic would put it: beside the head, else in the (first) version location.
     locations = scripts.version_locations or [str(Path(scripts.dir) / "versions")]

@@ -87,10 +87,7 @@ def add(table_name: str, rows: dict[str, Parent], path: tuple[str, ...] = ()) ->
     needed = [
         column
         for column in table.columns
-        if not column.primary_key
-        and not column.nullable
-        and column.default is None
-        and column.server_default is None
+        if not column.primary_key and not column.nullable and column.default is None and column.server_default is None
     ]
     worked_out = {mapper.get_property_by_column(column).key: value(column, table_name, rows, path) for column in needed}
     values = tuple((attribute, code) for attribute, (code, _) in worked_out.items())

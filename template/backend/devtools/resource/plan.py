@@ -100,16 +100,21 @@ def check_names(resource: Resource, parents: dict[str, Parent]) -> None:
     from app.db import Base
     from app.schemas.base import BaseSchema
 
-    if resource.name in LOCALS or resource.name in dir(builtins) or resource.name in IMPORTED:
-        raise Refusal(f"NAME={resource.name}: the generated code uses {resource.name} for something else; choose another")
-    enums = [resource.enum_class(field) for field in resource.fields if field.kind == "enum"]
-    suffixes = ("", "Create", "Update", "Read", "ListParams")
-    classes = [resource.model + suffix for suffix in suffixes]
-    for name in [*classes, *enums, *(parent.model for parent in parents.values())]:
-        if name in IMPORTED or [*classes, *enums].count(name) > 1:
-            raise Refusal(f"NAME={resource.name}: the generated code would use {name} for two things; choose another")
+    if resource.name in LOCALS or resource.name in IMPORTED or resource.name in dir(builtins):
+        raise Refusal(
+            f"NAME={resource.name}: the generated code uses {resource.name} for something else; choose another"
+        )
+    classes = [resource.model + suffix for suffix in ("", "Create", "Update", "Read", "ListParams")]
+    if clash := [name for name in classes if name in IMPORTED]:
+        raise Refusal(f"NAME={resource.name}: the generated code would use {clash[0]} for two things; choose another")
+    for parent in parents.values():
+        if parent.model in IMPORTED or parent.model in classes:
+            raise Refusal(f"ref({parent.table}): its model's name, {parent.model}, is one the generated code uses")
     for field in resource.fields:
-        if field.name in CLASS_BODY_NAMES or field.name in classes + enums:
+        enum = resource.enum_class(field)
+        if field.kind == "enum" and (enum in IMPORTED or enum in classes):
+            raise Refusal(f"FIELDS: {field.name!r}: its enum would be {enum}, a name the generated code uses already")
+        if field.name in CLASS_BODY_NAMES:
             raise Refusal(f"FIELDS: {field.name!r} is a name the model or schemas import; choose another field name")
         if field.name in dir(Base):
             raise Refusal(f"FIELDS: {field.name!r} is an attribute of SQLAlchemy's declarative models; choose another")

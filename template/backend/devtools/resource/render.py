@@ -15,21 +15,20 @@ from devtools.resource.parents import Parent
 from devtools.resource.spec import Resource
 
 TEMPLATES = Path(__file__).parent / "templates"
-# Python source, not HTML: nothing to escape.
-ENVIRONMENT = Environment(  # noqa: S701
+ENVIRONMENT = Environment(
     loader=FileSystemLoader(TEMPLATES),
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
     keep_trailing_newline=True,
-    autoescape=False,
+    autoescape=False,  # noqa: S701  (Python source, not HTML: nothing to escape)
 )
 ENVIRONMENT.filters["quoted"] = lambda names: ", ".join(f'"{name}"' for name in names)
 # The modules a resource is made of, each from its template.
 MODULES = {"model": "model.py.j2", "schemas": "schemas.py.j2", "routes": "routes.py.j2", "tests": "test.py.j2"}
 
 
-def constants(views: list[View]) -> list[tuple[str, str]]:
+def constants(resource: Resource, views: list[View]) -> list[tuple[str, str]]:
     """The test module's constants: the fields of each kind of test, as Python literals."""
 
     def names(selected: list[View]) -> str:
@@ -44,6 +43,7 @@ def constants(views: list[View]) -> list[tuple[str, str]]:
         ("DOCUMENTS", names([v for v in views if v.field.kind == "json"])),
         ("REFERENCES", names([v for v in views if v.field.kind == "ref"])),
         ("FILTERS", names([v for v in views if v.field.filter])),
+        ("SORTS", repr(resource.sorts)),
         ("ENUMS", "{" + ", ".join(f'"{v.field.name}": {v.enum_class}' for v in views if v.field.kind == "enum") + "}"),
         ("BEYOND", "[" + ", ".join(f'("{v.field.name}", {value})' for v in views for value in v.beyond) + "]"),
         ("WITHIN", "[" + ", ".join(f'("{v.field.name}", {value})' for v in views for value in v.within) + "]"),
@@ -51,7 +51,7 @@ def constants(views: list[View]) -> list[tuple[str, str]]:
     ]
     # Only the ones some test uses; the JSON value of each default.
     used = [(name, value) for name, value in found if value not in ("()", "{}", "[]")]
-    json_defaults = {name: {} if value == "{}" else value for name, value in defaults.items()}
+    json_defaults: dict[str, object] = {name: {} if value == "{}" else value for name, value in defaults.items()}
     return [*used, ("DEFAULTS: dict[str, Any]", repr(json_defaults))]
 
 
@@ -87,7 +87,7 @@ def context(resource: Resource, parents: dict[str, Parent], rows: list[Parent]) 
         "parents": parents,
         "rows": rows,
         "parent_imports": sorted({line for parent in rows for line in parent.imports}),
-        "constants": constants(views),
+        "constants": constants(resource, views),
     }
 
 
@@ -116,7 +116,9 @@ def modules(resource: Resource, parents: dict[str, Parent], rows: list[Parent]) 
 def migration(resource: Resource) -> tuple[str, str, str]:
     """The bodies of the revision's upgrade() and downgrade(), and the imports they need besides sa and op."""
     values = context(resource, {}, [])
-    upgrade, downgrade = (ENVIRONMENT.get_template(name).render(values) for name in ("upgrade.py.j2", "downgrade.py.j2"))
+    upgrade, downgrade = (
+        ENVIRONMENT.get_template(name).render(values) for name in ("upgrade.py.j2", "downgrade.py.j2")
+    )
     imports = "from sqlalchemy.dialects import postgresql" if "json" in values["kinds"] else ""
     return indented(upgrade), indented(downgrade), imports
 

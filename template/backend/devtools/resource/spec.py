@@ -41,6 +41,7 @@ MAX_IDENTIFIER = 63
 # A varchar longer than this may not fit a b-tree index entry (about 2700 bytes, 4 per character).
 MAX_INDEXED_LENGTH = 600
 STR_LENGTH = 255  # str without a bound
+MIN_JSON_BYTES = 64  # json(N): a smaller document has no room for a real one
 BIGINT = (-(2**63), 2**63 - 1)
 # Columns every resource has (UUIDPrimaryKeyMixin, TimestampMixin).
 COMMON_COLUMNS = ("id", "created_at", "updated_at")
@@ -141,7 +142,7 @@ class Resource:
                 why = f"?{field.name}= in the list's order" if field.filter else "the rows that refer to one"
                 if field.kind == "ref":
                     why += f" (and the check that a row of {field.target} deleted leaves none behind)"
-                columns = (field.name, "created_at", "id")
+                columns: tuple[str, ...] = (field.name, "created_at", "id")
                 found.append(Index(f"ix_{self.plural}_{'_'.join(columns)}", columns, why))
             if field.sort and not field.unique:
                 columns = (field.name, "id")
@@ -203,11 +204,10 @@ def bounds(token: str, kind: str, arguments: str) -> tuple[Number | None, Number
     high = number(high_text, parse, f"FIELDS: {token!r}") if high_text else None
     if low is not None and high is not None and low > high:
         raise Refusal(f"FIELDS: {token!r}: the lower bound is above the upper one")
-    if kind in ("str", "text"):
-        if (low is not None and low < 0) or (high is not None and high < 1):
-            raise Refusal(f"FIELDS: {token!r}: a length is at least 0, and the longest at least 1")
-        if kind == "str" and high is not None and high > MAX_LENGTH:
-            raise Refusal(f"FIELDS: {token!r}: N in str(N) is 1 to {MAX_LENGTH}")
+    if kind == "str" and high is not None and not 1 <= high <= MAX_LENGTH:
+        raise Refusal(f"FIELDS: {token!r}: N in str(N) is 1 to {MAX_LENGTH}")
+    if kind in ("str", "text") and ((low is not None and low < 0) or (high is not None and high < 1)):
+        raise Refusal(f"FIELDS: {token!r}: a length is at least 0, and the longest at least 1")
     return low, high
 
 
@@ -250,7 +250,7 @@ def default_value(token: str, kind: str, text: str, field: Field) -> bool | int 
     return text
 
 
-def parse_flags(token: str, kind: str, flags: list[str]) -> dict[str, bool]:
+def check_flag_names(token: str, kind: str, flags: list[str]) -> None:
     for flag in flags:
         if flag not in FLAGS:
             accepted = "; ".join(f":{name} {what}" for name, what in FLAGS.items())
@@ -262,7 +262,6 @@ def parse_flags(token: str, kind: str, flags: list[str]) -> dict[str, bool]:
         raise Refusal(f"FIELDS: {token!r}: :restrict and :cascade are for ref(table) fields")
     if "restrict" in flags and "cascade" in flags:
         raise Refusal(f"FIELDS: {token!r}: a ref is :restrict or :cascade, not both")
-    return {flag: flag in flags for flag in FLAGS}
 
 
 def check_flags(token: str, field: Field) -> None:
@@ -301,7 +300,9 @@ def parse_field(token: str) -> Field:
     kind, arguments = match["kind"], match["arguments"]
     if kind not in KINDS:
         raise Refusal(f"FIELDS: {token!r} has an unknown type; the types are {TYPES}")
-    field = Field(name, kind, optional=bool(match["optional"]), **parse_flags(token, kind, flags))
+    check_flag_names(token, kind, flags)
+    marked = {flag: flag in flags for flag in ("unique", "filter", "sort")}
+    field = Field(name, kind, bool(match["optional"]), marked["unique"], marked["filter"], marked["sort"])
     if kind in ("enum", "ref"):
         if not arguments:
             raise Refusal(f"FIELDS: {token!r}: {kind} needs its {'values' if kind == 'enum' else 'table'}: {kind}(...)")
@@ -315,8 +316,8 @@ def parse_field(token: str) -> Field:
         low, high = bounds(token, kind, arguments) if arguments is not None else (None, None)
         field = replace(field, low=low, high=STR_LENGTH if kind == "str" and high is None else high)
     elif kind == "json" and arguments is not None:
-        if not INTEGER.match(arguments) or int(arguments) < 2:
-            raise Refusal(f"FIELDS: {token!r}: json(N) takes the most bytes N of the document, 2 or more")
+        if not INTEGER.match(arguments) or int(arguments) < MIN_JSON_BYTES:
+            raise Refusal(f"FIELDS: {token!r}: json(N) takes the most bytes of the document, {MIN_JSON_BYTES} or more")
         field = replace(field, high=int(arguments))
     elif arguments is not None:
         raise Refusal(f"FIELDS: {token!r}: a {kind} takes no (...); the types are {TYPES}")
