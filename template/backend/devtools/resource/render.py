@@ -52,7 +52,9 @@ def constants(resource: Resource, views: list[View]) -> list[tuple[str, str]]:
     # Only the ones some test uses; the JSON value of each default.
     used = [(name, value) for name, value in found if value not in ("()", "{}", "[]")]
     json_defaults: dict[str, object] = {name: {} if value == "{}" else value for name, value in defaults.items()}
-    return [*used, ("DEFAULTS: dict[str, Any]", repr(json_defaults))]
+    # DEFAULTS: also the value an optional field left out gets (None without one).
+    needed = defaults or any(view.field.optional for view in views)
+    return [*used, *([("DEFAULTS: dict[str, Any]", repr(json_defaults))] if needed else [])]
 
 
 def context(resource: Resource, parents: dict[str, Parent], rows: list[Parent]) -> dict[str, Any]:
