@@ -260,7 +260,7 @@ class View:
             return [f"{bound!r} {sign} 1" for bound, sign in ((field.low, "-"), (field.high, "+")) if bound is not None]
         if field.kind == "json":
             size = field.high if field.high is not None else "MAX_JSON_BYTES"
-            return [f'{{"text": "x" * {size}}}']
+            return [f'dict(text="x" * {size})']
         return []
 
     @property
@@ -279,9 +279,9 @@ class View:
 
 
 def text_value(name: str, low: float | None, high: float | None) -> str:
-    """ "name-1" where it fits the bounds, else the number padded to the shortest length."""
+    """The field's name and the number (name-1) where that fits the bounds, else the number padded to the shortest."""
     if (low or 0) <= len(name) + 2 <= (high if high is not None else len(name) + 2):
-        return f'f"{name}-{{number}}"'
+        return 'f"' + name + '-{number}"'
     return f"str(number).zfill({max(int(low or 1), 1)})"
 
 

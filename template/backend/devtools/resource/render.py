@@ -66,7 +66,7 @@ def context(resource: Resource, parents: dict[str, Parent], rows: list[Parent]) 
         "M": resource.model,
         "label_plural": resource.plural.replace("_", " ").capitalize(),
         "human": resource.name.replace("_", " "),
-        "id_path": f"/{{{resource.name}_id}}",
+        "id_path": "/{" + resource.name + "_id}",  # the item routes' path: /{agent_id}
         # The routes' database session is `session`, as everywhere, unless the resource has that name.
         "db": "db_session" if resource.name == "session" else "session",
         "fields": views,

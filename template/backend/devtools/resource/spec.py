@@ -234,7 +234,7 @@ def default_value(token: str, kind: str, text: str, field: Field) -> bool | int 
         return text == "true"
     if kind == "json":
         if text != "{}":
-            raise Refusal(f"{what} of a json field is {{}}, the empty object")
+            raise Refusal(what + " of a json field is {}, the empty object")
         return text
     if kind == "enum":
         if text not in field.values:
