@@ -55,8 +55,8 @@ StoredStr = Annotated[str, BeforeValidator(_refuse_nul)]
 BigInt = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 # timestamptz: aware datetimes only (a naive one would be read in the server's time zone), kept in UTC.
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
-# A PATCH field whose column is NOT NULL: ``name: Omittable[str] = None`` may be left out
-# (it is then None and not in ``model_fields_set``); sent as null, it is a 422.
+# A PATCH field whose column is NOT NULL, or a list's filter: ``name: Omittable[str] = None``
+# may be left out (it is then None and not in ``model_fields_set``); sent as null, it is a 422.
 Omittable = Annotated[T | None, BeforeValidator(_refuse_null), Field(json_schema_extra=_not_nullable)]
 
 

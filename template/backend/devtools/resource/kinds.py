@@ -228,7 +228,8 @@ class View:
         if field.kind == "enum":
             return f"{tuple(field.values)!r}[number % {len(field.values)}]"
         if field.kind == "ref":
-            return f'str(rows["{field.name}"][number % 2])'
+            # Rows 1 and 3 refer to the same row (a filter finds two), unless the field is unique.
+            return f'str(rows["{field.name}"][number % {3 if field.unique else 2}])'
         if field.kind in ("str", "text"):
             return text_value(field.name, field.low, field.high)
         if field.kind == "int":

@@ -266,8 +266,8 @@ def check_flag_names(token: str, kind: str, flags: list[str]) -> None:
 
 def check_flags(token: str, field: Field) -> None:
     kind = field.kind
-    if field.unique and kind in ("bool", "json"):
-        raise Refusal(f"FIELDS: {token!r}: a {kind} cannot be unique; drop :unique")
+    if field.unique and kind in ("bool", "enum", "json"):
+        raise Refusal(f"FIELDS: {token!r}: :unique is not for bool, enum or json fields; drop it")
     if field.filter and kind not in FILTERABLE:
         raise Refusal(f"FIELDS: {token!r}: :filter is for {', '.join(FILTERABLE)} fields (equality on a {kind} is not)")
     if field.filter and field.name in LIST_PARAMETERS:

@@ -179,7 +179,8 @@ def test_indexes_serve_the_order_the_filters_the_sorts_and_the_refs() -> None:
         ("agent", "import:str", "", "'import' is not a field name"),
         ("agent", "name:str(0)", "", "N in str(N) is 1 to 10485760"),
         ("agent", "name:text(10)", "", "bounds are written text(M..N), text(M..) or text(..N)"),
-        ("agent", "enabled:bool:unique", "", "a bool cannot be unique"),
+        ("agent", "enabled:bool:unique", "", ":unique is not for bool, enum or json fields"),
+        ("agent", "voice:enum(a,b):unique", "", ":unique is not for bool, enum or json fields"),
         ("agent", "name:str", "a" * 60, "is longer than PostgreSQL's 63 characters"),
     ],
 )
