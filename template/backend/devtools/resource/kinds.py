@@ -258,7 +258,8 @@ class View:
             high = BIGINT[1] if field.high is None else field.high
             return [int_literal(low - 1), int_literal(high + 1)]
         if field.kind == "float":
-            return [f"{bound!r} {sign} 1" for bound, sign in ((field.low, "-"), (field.high, "+")) if bound is not None]
+            below = [] if field.low is None else [repr(field.low - 1)]
+            return below + ([] if field.high is None else [repr(field.high + 1)])
         if field.kind == "json":
             size = field.high if field.high is not None else "MAX_JSON_BYTES"
             return [f'dict(text="x" * {size})']
