@@ -232,10 +232,20 @@ def check_update(session: nox.Session, service: Path, current: str) -> None:
     session.log("copier update: no conflicts; every team change kept; every template change arrived")
 
 
-# Two resources a team generates after the update (the second one's name is compound).
+# Two resources a team generates after the update: the second refers to the first, and
+# between them they use every kind of field and flag of `make resource`.
 RESOURCES = {
-    "agents": ("NAME=agent", "FIELDS=name:str:unique description:text? max_sessions:int enabled:bool"),
-    "agent_sessions": ("NAME=agent_session", "FIELDS=title:str(80) started_at:datetime? agent_id:uuid"),
+    "agents": (
+        "NAME=agent",
+        "FIELDS=name:str(3..80):unique:sort description:text? voice:enum(alloy,echo,verse)=alloy:filter "
+        "config:json={} temperature:float(0..2)=0.7 max_sessions:int(1..100)=10:sort enabled:bool=true:filter "
+        "owner_id:uuid:filter",
+    ),
+    "agent_sessions": (
+        "NAME=agent_session",
+        "FIELDS=agent_id:ref(agents):cascade:filter title:str(80) started_at:datetime?:sort held_on:date? "
+        "transcript:json(100000)?",
+    ),
 }
 # The next release changes files that generated resources depend on or that the generator
 # edits: (file in template/, the line after which it adds one, the line it adds).

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.answers import NON_DEFAULT_ANSWERS
-from tests.helpers import clean_env, render, run
+from tests.helpers import ROOT, clean_env, render, run
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
@@ -44,9 +44,13 @@ def rendered_files(service: Path) -> list[Path]:
     return [p for p in service.rglob("*") if p.is_file()]
 
 
+# The templates of `make resource`: Jinja that the service renders itself, which Copier must copy as they are.
+RESOURCE_TEMPLATES = Path("backend/devtools/resource/templates")
+
+
 def test_no_template_residue(rendered: tuple[Path, dict[str, Any]]) -> None:
     service, _ = rendered
-    files = rendered_files(service)
+    files = [p for p in rendered_files(service) if p.parent != service / RESOURCE_TEMPLATES]
     assert [p for p in files if p.suffix == ".jinja" or "{{" in p.name or "{%" in p.name] == []
     residue = [
         str(p.relative_to(service))
@@ -54,6 +58,16 @@ def test_no_template_residue(rendered: tuple[Path, dict[str, Any]]) -> None:
         if any(marker in p.read_text(encoding="utf-8") for marker in ("{{", "{%", "{#"))
     ]
     assert residue == []
+
+
+def test_the_resource_templates_arrive_unrendered(rendered: tuple[Path, dict[str, Any]]) -> None:
+    service, _ = rendered
+    source = ROOT / "template" / RESOURCE_TEMPLATES
+    names = sorted(path.name for path in source.iterdir())
+    assert names and all(name.endswith(".j2") for name in names)
+    assert sorted(path.name for path in (service / RESOURCE_TEMPLATES).iterdir()) == names
+    for name in names:
+        assert (service / RESOURCE_TEMPLATES / name).read_bytes() == (source / name).read_bytes(), name
 
 
 def test_expected_tree(rendered: tuple[Path, dict[str, Any]]) -> None:
