@@ -8,6 +8,7 @@ import ast
 import importlib.util
 import shutil
 from pathlib import Path
+from typing import Any
 
 import nox
 
@@ -179,12 +180,14 @@ def conflicts(service: Path) -> list[str]:
     return problems
 
 
-def copier_update(session: nox.Session, service: Path) -> None:
+def copier_update(session: nox.Session, service: Path, answers: dict[str, Any] | None = None) -> None:
+    """`copier update` of SERVICE, with ANSWERS given as --data (the others as recorded)."""
+    data = [f"--data={key}={value}" for key, value in (answers or {}).items()]
     with session.chdir(service):
         # --trust: updating across 0.2.0 runs its migration (see CHANGELOG.md). Copier's
         # default conflict mode (inline): a hunk whose context moved is 3-way merged, as
         # router.py's must be from 0.4.0 on; an unresolved one leaves markers (failed after).
-        session.run("copier", "update", "--defaults", "--trust", external=False)
+        session.run("copier", "update", "--defaults", "--trust", *data, external=False)
 
 
 def check_update(session: nox.Session, service: Path, current: str) -> None:
