@@ -259,6 +259,8 @@ def release_next(session: nox.Session, template: Path, current: str) -> str:
     version = f"{current}.post1"
     for name, after, line in NEXT_RELEASE:
         path = template / "template" / name
+        if not path.exists():  # a file of the service that the answers shape: its template
+            path = path.with_name(path.name + ".jinja")
         text = path.read_text()
         if after not in text:
             session.error(f"{name} has no line {after.strip()!r} any more: update NEXT_RELEASE in harness/update.py")
