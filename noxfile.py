@@ -23,6 +23,8 @@ nox.options.error_on_external_run = True
 ROOT = Path(__file__).resolve().parent
 CHECKS = ROOT / "harness" / "checks"
 DEFAULT_TITLE = "Live Interactive Agent API"
+# The fuzz checks use the options of schemathesis's 4.x CLI.
+SCHEMATHESIS = "schemathesis>=4,<5"
 
 
 def _load(path: Path) -> Any:
@@ -137,8 +139,9 @@ def tests(session: nox.Session) -> None:
 @nox.parametrize("package_manager", list(ANSWERS), ids=list(ANSWERS))
 def generated(session: nox.Session, package_manager: str) -> None:
     """Render with PACKAGE_MANAGER, install with it, run the service's lint and tests, then the `make dev` checks."""
-    session.install("copier", package_manager, "schemathesis>=4,<5")  # test_resource.py fuzzes the resources it makes
     answers = ANSWERS[package_manager]
+    bearer = answers.get("auth") == "bearer"
+    session.install("copier", package_manager, SCHEMATHESIS)  # test_resource.py fuzzes the resources it makes
     service = render(session, scratch(session, f"generated-{package_manager}"), answers)
     updating.set_git_identity(session)
     commit(session, service, "Generated")  # test_dependencies.py: make install changes no file of it
@@ -153,7 +156,9 @@ def generated(session: nox.Session, package_manager: str) -> None:
     origin = answers.get("cors_origins", "http://localhost:3000").split(",")[0].strip()
     port = answers.get("api_port", 8000)
     options = (f"--api-port={port}", f"--origin={origin}", f"--schemathesis={Path(session.bin) / 'schemathesis'}")
-    checks = ("test_dependencies.py", "test_dev.py", "test_migrations.py", "test_resource.py")
+    checks = ["test_dependencies.py", "test_dev.py", "test_migrations.py", "test_resource.py"]
+    if bearer:  # `make token`, and a protected route served and fuzzed with a token
+        checks.append("test_auth.py")
     run_checks(session, python, service, *checks, options=options)
 
 
@@ -188,7 +193,7 @@ def deploy(session: nox.Session, package_manager: str) -> None:
 @nox.session
 def faults(session: nox.Session) -> None:
     """Outages, hangs, SIGTERM under load, a soak, fuzzing, hostile requests and settings; unusual names."""
-    session.install("copier", "poetry", "schemathesis>=4,<5")  # test_hostile.py uses the options of its 4.x CLI
+    session.install("copier", "poetry", SCHEMATHESIS)
     service = render(session, scratch(session, "faults"), {})
     python = install(session, service)
     tools = Path(session.bin)
@@ -214,8 +219,11 @@ def update(session: nox.Session, package_manager: str) -> None:
     updating.commit_team_changes(session, service, package_manager, SERVICE_ENV)
     # The template moves on to this tree; the team updates.
     current = updating.release_this_tree(session, ROOT, template)
-    updating.copier_update(session, service)
+    # The answers again: those the first release did not ask (auth) take them now, not their defaults.
+    updating.copier_update(session, service, ANSWERS[package_manager])
     updating.check_update(session, service, current)
+    if ANSWERS[package_manager].get("auth") == "bearer" and not (service / "backend/app/core/security.py").is_file():
+        session.error("copier update --data auth=bearer did not bring app/core/security.py")
     with session.chdir(service):
         # The release's new dependencies go into the team's lock, the team's pins kept (CHANGELOG).
         make(session, "lock")

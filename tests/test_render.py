@@ -15,7 +15,12 @@ from tests.helpers import ROOT, clean_env, render, run
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "everything-changed": NON_DEFAULT_ANSWERS,
-    "poetry-py314-no-livekit": {"python_version": "3.14", "include_livekit": False, "project_name": "3D Render Farm"},
+    "poetry-py314-no-livekit-bearer": {
+        "python_version": "3.14",
+        "include_livekit": False,
+        "project_name": "3D Render Farm",
+        "auth": "bearer",
+    },
     "uv-py313-livekit": {"package_manager": "uv", "python_version": "3.13", "api_port": 65535, "version": "1.0.post1"},
 }
 DEFAULTS = {
@@ -27,6 +32,7 @@ DEFAULTS = {
     "cors_origins": "http://localhost:3000",
     "package_manager": "poetry",
     "include_livekit": True,
+    "auth": "none",
 }
 
 
@@ -109,6 +115,7 @@ def test_pyproject_follows_the_answers(rendered: tuple[Path, dict[str, Any]]) ->
         "python-json-logger",
     ):
         assert dependency in deps
+    assert ("pyjwt[crypto]" in deps) is (expected["auth"] == "bearer")
     if expected["package_manager"] == "poetry":
         assert pyproject["tool"]["poetry"]["package-mode"] is False
     else:
@@ -153,7 +160,7 @@ def test_lint_and_strict_types(rendered: tuple[Path, dict[str, Any]], tooling_py
 
 
 PROBE = """
-import json, os
+import importlib.util, json, os
 from app.core.config import Settings
 from app.main import create_app
 settings = Settings(_env_file=".env.example")
@@ -164,6 +171,8 @@ print(json.dumps({
     "cors_origins": settings.CORS_ORIGINS,
     "port": settings.PORT,
     "required": sorted(n for n, f in Settings.model_fields.items() if f.is_required()),
+    "security_schemes": sorted(spec.get("components", {}).get("securitySchemes", {})),
+    "modules": sorted(m for m in ("app.core.security", "devtools.access_token") if importlib.util.find_spec(m)),
 }))
 """
 
@@ -188,3 +197,13 @@ def test_generated_app_reflects_the_answers(rendered: tuple[Path, dict[str, Any]
     livekit = {"LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"}
     assert (livekit <= set(facts["required"])) is expected["include_livekit"]
     assert {"DATABASE_URL", "REDIS_URL"} <= set(facts["required"])
+    bearer = expected["auth"] == "bearer"
+    assert ({"AUTH_ISSUER", "AUTH_AUDIENCE"} <= set(facts["required"])) is bearer
+    # Only the modules of bearer tokens; no route of the render asks for one, so no scheme yet.
+    assert facts["modules"] == (["app.core.security", "devtools.access_token"] if bearer else [])
+    assert facts["security_schemes"] == []
+
+
+def test_make_token_comes_with_bearer_tokens(rendered: tuple[Path, dict[str, Any]]) -> None:
+    service, expected = rendered
+    assert ("make token " in run(["make", "help"], service)) is (expected["auth"] == "bearer")
