@@ -8,6 +8,7 @@ space and drives the service through its own commands, as a user would.
 """
 
 import importlib.util
+import itertools
 import shutil
 import statistics
 import time
@@ -277,32 +278,33 @@ def relock(session: nox.Session) -> None:
     """Regenerate the shipped locks (locks/) from pyproject.toml, then run the service's suite on them.
 
     Every pin is kept where pyproject.toml still allows it; `-- --upgrade` moves every one to
-    the newest version allowed; `-- --python=3.12 --manager=uv` limits the locks made (each
-    option repeatable). The renders for the machine's Python then pass lint and tests.
+    the newest version allowed; `-- --python=3.12 --manager=uv --auth=bearer` limits the
+    locks made (each option repeatable). The renders for the machine's Python then pass lint and tests.
     """
     session.install("copier", "uv", "poetry")
     upgrade = "--upgrade" in session.posargs
     pythons = [o.split("=")[1] for o in session.posargs if o.startswith("--python=")] or locks.PYTHONS
     managers = [o.split("=")[1] for o in session.posargs if o.startswith("--manager=")] or list(locks.MANAGERS)
-    for package_manager in managers:
+    auths = [o.split("=")[1] for o in session.posargs if o.startswith("--auth=")] or locks.AUTHS
+    for package_manager, python, auth in itertools.product(managers, pythons, auths):
         lock_name = locks.MANAGERS[package_manager]
-        for python in pythons:
-            target = locks.template_path(ROOT, package_manager, python)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.touch()  # the first time: an empty lock, resolved afresh
-            answers = {"package_manager": package_manager, "python_version": python}
-            backend = render(session, scratch(session, f"relock-{package_manager}-{python}"), answers) / "backend"
-            if not (backend / lock_name).read_text():
-                (backend / lock_name).unlink()
-            with session.chdir(backend):
-                if package_manager == "uv":
-                    # uv locks with an interpreter that the project's requires-python allows.
-                    options = ["--python", locks.interpreter(python), *(["--upgrade"] if upgrade else [])]
-                    session.run("uv", "lock", *options, env={**SERVICE_ENV, "UV_PYTHON_DOWNLOADS": "never"})
-                else:
-                    session.run("poetry", *(["update", "--lock"] if upgrade else ["lock"]), env=SERVICE_ENV)
-            target.write_text(locks.as_template(package_manager, (backend / lock_name).read_text()))
-            session.log(f"{target.relative_to(ROOT)} written")
+        target = locks.template_path(ROOT, package_manager, python, auth)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch()  # the first time: an empty lock, resolved afresh
+        answers = {"package_manager": package_manager, "python_version": python, "auth": auth}
+        name = f"relock-{package_manager}-{python}-{auth}"
+        backend = render(session, scratch(session, name), answers) / "backend"
+        if not (backend / lock_name).read_text():
+            (backend / lock_name).unlink()
+        with session.chdir(backend):
+            if package_manager == "uv":
+                # uv locks with an interpreter that the project's requires-python allows.
+                options = ["--python", locks.interpreter(python), *(["--upgrade"] if upgrade else [])]
+                session.run("uv", "lock", *options, env={**SERVICE_ENV, "UV_PYTHON_DOWNLOADS": "never"})
+            else:
+                session.run("poetry", *(["update", "--lock"] if upgrade else ["lock"]), env=SERVICE_ENV)
+        target.write_text(locks.as_template(package_manager, (backend / lock_name).read_text()))
+        session.log(f"{target.relative_to(ROOT)} written")
     for package_manager in managers:
         service = render(session, scratch(session, f"relock-{package_manager}"), {"package_manager": package_manager})
         install(session, service)
