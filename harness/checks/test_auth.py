@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support import Service, completed, log_records
+from support import Service, completed, log_records, wait_for
 
 # Routes the rendered service lacks (it protects none by itself): the caller, and a write
 # that needs a scope, with a strict body so that the schema says exactly what it accepts.
@@ -112,8 +112,14 @@ def test_no_token_or_a_bad_one_answers_401(served: Service, token: str) -> None:
 def test_the_access_line_names_the_subject_and_no_line_holds_a_token(served: Service, token: str) -> None:
     served.get("/api/v1/me", headers={**bearer(token), "X-Request-ID": "auth-check-subject"})
     served.get("/api/v1/me", headers={**bearer(token[:-2]), "X-Request-ID": "auth-check-refused"})
-    records = log_records(served.log)
-    access = {r["request_id"]: r for r in records if r.get("logger") == "app.access" and "request_id" in r}
+
+    def access_lines() -> dict[str, dict[str, object]]:
+        records = log_records(served.log)
+        return {r["request_id"]: r for r in records if r.get("logger") == "app.access" and "request_id" in r}
+
+    # The access line is written once the response has gone out: it may follow the client's read.
+    wait_for("the access lines", lambda: {"auth-check-subject", "auth-check-refused"} <= access_lines().keys(), 5)
+    access = access_lines()
     assert access["auth-check-subject"].get("subject") == "alice"
     assert "subject" not in access["auth-check-refused"]
     text = served.log.read_text()
