@@ -36,7 +36,9 @@ needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="make is no
 BOOTED = re.compile(r"Booting worker with pid: (\d+)")
 # What `make serve` prints that is not the server's: make's echo of the recipe, and the
 # status line `uv run` writes when it compiles bytecode. Nothing else may be anything but JSON.
-NOT_THE_SERVER = re.compile(r"cd backend && (uv|poetry) run python -m app|Bytecode compiled \d+ files in [\d.]+m?s")
+NOT_THE_SERVER = re.compile(
+    r"cd backend && (uv run --locked|poetry run) python -m app|Bytecode compiled \d+ files in [\d.]+m?s"
+)
 
 
 def group_members(pgid: int) -> list[int]:
