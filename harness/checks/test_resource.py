@@ -84,6 +84,7 @@ def test_make_resource_writes_the_example_and_registers_it(
         "backend/app/api/v1/agents.py",
         "backend/tests/api/v1/test_agents.py",
         "backend/app/api/v1/router.py",
+        "backend/openapi.json",
         *revisions,
     }, written
     diff = git(repo, "diff", "-U0", "--", "backend/app/api/v1/router.py").splitlines()

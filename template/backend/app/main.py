@@ -16,10 +16,11 @@ from app.api.v1.router import api_router
 from app.cache.client import create_redis
 from app.core.config import Settings, load_settings_or_exit, mask_password
 from app.core.logging import setup_logging
-from app.core.openapi import document_error_envelope
+from app.core.openapi import document_error_envelope, operation_id
 from app.core.readiness import check_readiness
 from app.db.session import create_engine, create_session_factory
 from app.exceptions.handlers import EXCEPTION_HANDLERS
+from app.middleware.body_limit import BodySizeLimitMiddleware
 from app.middleware.cors import add_cors_middleware
 from app.middleware.errors import UnhandledErrorMiddleware
 from app.middleware.request_id import RequestIDMiddleware
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         telemetry=telemetry.fastapi_options() if telemetry else TELEMETRY_OFF,
         exception_handlers=EXCEPTION_HANDLERS,
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.telemetry = telemetry
@@ -104,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # The last added runs first. The request-ID middleware wraps everything, so
     # CORS preflights and 500s carry the header and the request's log context.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
     app.add_middleware(UnhandledErrorMiddleware)
     add_cors_middleware(app, settings)
     app.add_middleware(RequestIDMiddleware)

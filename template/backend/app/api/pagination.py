@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.query import QueryInt
 from app.schemas.base import BaseSchema, PaginatedResponse
 
 SchemaT = TypeVar("SchemaT", bound=BaseSchema)
@@ -21,8 +22,8 @@ MAX_PAGE = 2**63 // MAX_PAGE_SIZE
 
 
 class PageParams(BaseModel):
-    page: int = Field(default=1, ge=1, le=MAX_PAGE, description="1-based page number")
-    page_size: int = Field(default=20, ge=1, le=MAX_PAGE_SIZE, description="Maximum number of items per page")
+    page: QueryInt = Field(default=1, ge=1, le=MAX_PAGE, description="1-based page number")
+    page_size: QueryInt = Field(default=20, ge=1, le=MAX_PAGE_SIZE, description="Maximum number of items per page")
 
 
 async def paginate(

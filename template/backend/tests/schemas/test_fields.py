@@ -1,7 +1,8 @@
 """Field types for stored values: each refuses what PostgreSQL would refuse, and takes what it stores."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import pytest
 from pydantic import BaseModel, Field, ValidationError
@@ -9,7 +10,16 @@ from sqlalchemy import BigInteger, DateTime, Text, bindparam, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.schemas.fields import BigInt, Omittable, StoredStr, UtcDatetime
+from app.schemas.fields import (
+    BigInt,
+    Omittable,
+    StoredBool,
+    StoredDate,
+    StoredFloat,
+    StoredStr,
+    StoredUUID,
+    UtcDatetime,
+)
 
 
 class Create(BaseModel):
@@ -22,6 +32,16 @@ class Update(BaseModel):
     name: Omittable[StoredStr] = Field(default=None, max_length=5)
     count: Omittable[BigInt] = None
     note: StoredStr | None = None
+
+
+class Every(BaseModel):
+    text: StoredStr | None = None
+    count: BigInt | None = None
+    ratio: StoredFloat | None = None
+    enabled: StoredBool | None = None
+    born: StoredDate | None = None
+    key: StoredUUID | None = None
+    at: UtcDatetime | None = None
 
 
 def refused(model: type[BaseModel], body: dict[str, Any]) -> list[str]:
@@ -108,3 +128,60 @@ def test_an_omittable_field_is_documented_without_null() -> None:
     assert "anyOf" not in properties["name"] and "anyOf" not in properties["count"]
     # A nullable field keeps its null.
     assert {"type": "null"} in properties["note"]["anyOf"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("text", 1),
+        ("count", "1"),
+        ("count", 1.0),
+        ("count", True),
+        ("ratio", "1.5"),
+        ("ratio", True),
+        ("ratio", float("nan")),
+        ("enabled", 1),
+        ("enabled", "true"),
+        ("born", 0),
+        ("born", "0"),
+        ("born", "2024-05-01T00:00:00"),
+        ("born", "20240501"),
+        ("key", 1),
+        ("key", "3f2c8a9e6b1d4e7a9c2f5d8e1a0b7c4d"),
+        ("key", "urn:uuid:3f2c8a9e-6b1d-4e7a-9c2f-5d8e1a0b7c4d"),
+        ("at", 0),
+        ("at", "1700000000"),
+        ("at", "2024-05-01"),
+    ],
+)
+def test_a_value_of_another_json_type_or_format_is_refused(field: str, value: Any) -> None:
+    """What pydantic's lax mode would convert: the documented type and format or a 422."""
+    assert refused(Every, {field: value})
+
+
+def test_each_type_takes_its_documented_json() -> None:
+    body = {
+        "text": "a",
+        "count": 2**63 - 1,
+        "ratio": 1,
+        "enabled": False,
+        "born": "2024-05-01",
+        "key": "3F2C8A9E-6B1D-4E7A-9C2F-5D8E1A0B7C4D",
+        "at": "2024-05-01t12:30:00.5z",
+    }
+    every = Every.model_validate(body)
+    assert every.ratio == 1.0 and every.enabled is False and every.born == date(2024, 5, 1)
+    assert every.key == UUID("3f2c8a9e-6b1d-4e7a-9c2f-5d8e1a0b7c4d")
+    assert every.at == datetime(2024, 5, 1, 12, 30, 0, 500000, tzinfo=UTC)
+    # Python code may pass the values themselves.
+    assert Every.model_validate(every.model_dump()) == every
+
+
+def test_each_type_is_documented_with_its_json_type_and_format() -> None:
+    properties = Every.model_json_schema()["properties"]
+    documented = {name: schema["anyOf"][0] for name, schema in properties.items()}
+    assert documented["count"]["type"] == "integer" and documented["ratio"]["type"] == "number"
+    assert documented["enabled"] == {"type": "boolean"}
+    assert documented["born"] == {"type": "string", "format": "date"}
+    assert documented["key"] == {"type": "string", "format": "uuid"}
+    assert documented["at"] == {"type": "string", "format": "date-time"}
