@@ -16,9 +16,10 @@ from app.schemas.base import BaseSchema, PaginatedResponse
 SchemaT = TypeVar("SchemaT", bound=BaseSchema)
 
 MAX_PAGE_SIZE = 100
-# The row offset, (page - 1) * page_size, must fit PostgreSQL's bigint: a later page
-# would be a database error instead of a 422.
-MAX_PAGE = 2**63 // MAX_PAGE_SIZE
+# The row offset, (page - 1) * page_size, must fit PostgreSQL's bigint (a later page would
+# be a database error instead of a 422), and OpenAPI documents bounds as floats: 2**53 is
+# exact as one, so the documented maximum is the one enforced.
+MAX_PAGE = 2**53
 
 
 class PageParams(BaseModel):

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StrictBool, StrictInt, StrictStr
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StrictBool, StrictStr
 
 T = TypeVar("T")
 
@@ -63,15 +63,26 @@ def _string_in_format(kind: type, pattern: str, example: str) -> Callable[[Any],
     return check
 
 
+def _json_integer(value: Any) -> Any:
+    # A JSON integer may be written 3.0 (JSON Schema's integer is any number without a fraction).
+    if isinstance(value, (str, bytes, bool)):
+        raise ValueError("must be an integer, not a string or a boolean")
+    return value
+
+
+# FastAPI writes OpenAPI's bounds as floats: 2**63 - 1 would be documented as 2**63.
+# This is the largest float below it, so the documented maximum is the one enforced.
+_BIGINT_MAX = 2**63 - 1024
+
 _FULL_DATE = r"\d{4}-\d{2}-\d{2}"
 # RFC 3339's date-time, the format OpenAPI names; AwareDatetime then refuses one without offset.
 _DATE_TIME = _FULL_DATE + r"[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?"
 _UUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
 
 # text and varchar: PostgreSQL stores no NUL character. Add ``Field(max_length=N)`` for varchar(N).
-StoredStr = Annotated[StrictStr, BeforeValidator(_refuse_nul)]
+StoredStr = Annotated[StrictStr, BeforeValidator(_refuse_nul), Field(json_schema_extra={"pattern": "^[^\\u0000]*$"})]
 # bigint: a larger number would fail in the database.
-BigInt = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
+BigInt = Annotated[int, Field(ge=-(2**63), le=_BIGINT_MAX), BeforeValidator(_json_integer)]
 # double precision: a JSON number (an integer too), never a string; no NaN or infinity.
 StoredFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 # boolean: true or false, never 1 or "yes".
