@@ -17,9 +17,9 @@ SchemaT = TypeVar("SchemaT", bound=BaseSchema)
 
 MAX_PAGE_SIZE = 100
 # The row offset, (page - 1) * page_size, must fit PostgreSQL's bigint (a later page would
-# be a database error instead of a 422), and OpenAPI documents bounds as floats: 2**53 is
-# exact as one, so the documented maximum is the one enforced.
-MAX_PAGE = 2**53
+# be a database error instead of a 422); JavaScript's largest safe integer does, and every
+# JSON tool reads it exactly.
+MAX_PAGE = 2**53 - 1
 
 
 class PageParams(BaseModel):

@@ -70,9 +70,10 @@ def _json_integer(value: Any) -> Any:
     return value
 
 
-# FastAPI writes OpenAPI's bounds as floats: 2**63 - 1 would be documented as 2**63.
-# This is the largest float below it, so the documented maximum is the one enforced.
-_BIGINT_MAX = 2**63 - 1024
+# JavaScript's safe integers: a TypeScript client reads them exactly, and so does every tool
+# that reads JSON numbers as doubles (FastAPI writes OpenAPI's bounds as floats: 2**63 - 1
+# would be documented as 2**63).
+_SAFE_INTEGER = 2**53 - 1
 
 _FULL_DATE = r"\d{4}-\d{2}-\d{2}"
 # RFC 3339's date-time, the format OpenAPI names; AwareDatetime then refuses one without offset.
@@ -81,8 +82,8 @@ _UUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f
 
 # text and varchar: PostgreSQL stores no NUL character. Add ``Field(max_length=N)`` for varchar(N).
 StoredStr = Annotated[StrictStr, BeforeValidator(_refuse_nul), Field(json_schema_extra={"pattern": "^[^\\u0000]*$"})]
-# bigint: a larger number would fail in the database.
-BigInt = Annotated[int, Field(ge=-(2**63), le=_BIGINT_MAX), BeforeValidator(_json_integer)]
+# bigint, within what a JSON client holds exactly.
+BigInt = Annotated[int, Field(ge=-_SAFE_INTEGER, le=_SAFE_INTEGER), BeforeValidator(_json_integer)]
 # double precision: a JSON number (an integer too), never a string; no NaN or infinity.
 StoredFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 # boolean: true or false, never 1 or "yes".
@@ -91,11 +92,26 @@ StoredBool = StrictBool
 StoredDate = Annotated[date, BeforeValidator(_string_in_format(date, _FULL_DATE, "2024-05-01"))]
 # uuid: the hyphenated form only.
 StoredUUID = Annotated[UUID, BeforeValidator(_string_in_format(UUID, _UUID, "3f2c8a9e-6b1d-4e7a-9c2f-5d8e1a0b7c4d"))]
+_datetime_in_format = _string_in_format(datetime, _DATE_TIME, "2024-05-01T12:30:00Z")
+# From JSON, the first and last days are refused as written: with any offset RFC 3339 allows,
+# every other day lies inside _in_utc's range, and OpenAPI can say so with a pattern.
+_EDGE_DAYS = ("0001-01-01", "9999-12-31")
+_INNER_DAYS = "must lie between 0001-01-02 and 9999-12-30"
+
+
+def _datetime_string(value: Any) -> Any:
+    value = _datetime_in_format(value)
+    if isinstance(value, str) and value.startswith(_EDGE_DAYS):
+        raise ValueError(_INNER_DAYS)
+    return value
+
+
 # timestamptz: aware datetimes only (a naive one would be read in the server's time zone), kept in UTC.
 UtcDatetime = Annotated[
     AwareDatetime,
-    BeforeValidator(_string_in_format(datetime, _DATE_TIME, "2024-05-01T12:30:00Z")),
+    BeforeValidator(_datetime_string),
     AfterValidator(_in_utc),
+    Field(json_schema_extra={"pattern": "^(?!0001-01-01|9999-12-31)"}),
 ]
 # A PATCH field whose column is NOT NULL: ``name: Omittable[str] = None`` may be left out
 # (it is then None and not in ``model_fields_set``); sent as null, it is a 422.
