@@ -137,7 +137,7 @@ def tests(session: nox.Session) -> None:
 @nox.parametrize("package_manager", list(ANSWERS), ids=list(ANSWERS))
 def generated(session: nox.Session, package_manager: str) -> None:
     """Render with PACKAGE_MANAGER, install with it, run the service's lint and tests, then the `make dev` checks."""
-    session.install("copier", package_manager)
+    session.install("copier", package_manager, "schemathesis>=4,<5")  # test_contract.py: the 4.x CLI
     answers = ANSWERS[package_manager]
     service = render(session, scratch(session, f"generated-{package_manager}"), answers)
     updating.set_git_identity(session)
@@ -152,8 +152,8 @@ def generated(session: nox.Session, package_manager: str) -> None:
             timed(session, f"make {target}", started)
     origin = answers.get("cors_origins", "http://localhost:3000").split(",")[0].strip()
     port = answers.get("api_port", 8000)
-    options = (f"--api-port={port}", f"--origin={origin}")
-    checks = ("test_dependencies.py", "test_dev.py", "test_migrations.py", "test_resource.py")
+    options = (f"--api-port={port}", f"--origin={origin}", f"--schemathesis={Path(session.bin) / 'schemathesis'}")
+    checks = ("test_dependencies.py", "test_dev.py", "test_migrations.py", "test_resource.py", "test_contract.py")
     run_checks(session, python, service, *checks, options=options)
 
 

@@ -13,8 +13,6 @@ back as it was afterwards. Checks depend on the ones before them: run the module
 
 import http.client
 import json
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -22,41 +20,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Servers, completed, env_from_example, run, table_names
+from support import Servers, commit, committed, completed, env_from_example, git, run, table_names
 
 EXAMPLE = ["NAME=agent", "FIELDS=name:str:unique description:text? max_sessions:int enabled:bool"]
 PLURAL = ["NAME=person", "FIELDS=name:str(80) born_on:date?", "PLURAL=people"]
 COMPOUND = ["NAME=agent_session", "FIELDS=title:str started_at:datetime? agent_id:uuid"]
 
 
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def repo(service_dir: Path) -> Iterator[Path]:
     """The service with everything committed; afterwards, back as it was."""
-    created = not (service_dir / ".git").exists()
-    if created:
-        git(service_dir, "init", "-q")
-    elif git(service_dir, "status", "--porcelain"):
-        pytest.fail(f"{service_dir} has uncommitted changes: these checks need a clean service", pytrace=False)
-    identity = ["-c", "user.name=Resource Check", "-c", "user.email=resource-check@example.com"]
-    git(service_dir, "add", "-A")
-    git(service_dir, *identity, "commit", "-q", "--allow-empty", "--no-verify", "-m", "before make resource")
-    base = git(service_dir, "rev-parse", "HEAD").strip()
-    yield service_dir
-    git(service_dir, "reset", "-q", "--hard", base)
-    git(service_dir, "clean", "-fdq")
-    if created:
-        shutil.rmtree(service_dir / ".git")
-
-
-def commit(repo: Path, message: str) -> None:
-    git(repo, "add", "-A")
-    git(repo, "-c", "user.name=Resource Check", "-c", "user.email=x@example.com", "commit", "-q", "-m", message)
+    with committed(service_dir) as repo:
+        yield repo
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from contextlib import suppress
 from pathlib import Path
 
 import pytest
-from support import HEALTH, SHUTDOWN_MESSAGES, Service, Stopped, log_records
+from support import HEALTH, SHUTDOWN_MESSAGES, Service, Stopped, log_records, schemathesis_run, schemathesis_summary
 
 # A POST route with a body, which the rendered service lacks: the fuzz and hostile
 # requests need one. Strict, so that the schema it documents is exactly what it accepts.
@@ -59,22 +59,11 @@ def test_fuzz(
 ) -> None:
     """schemathesis, every check: no 5xx, every response as documented."""
     examples, seconds = pytestconfig.getoption("fuzz_examples"), pytestconfig.getoption("fuzz_seconds")
-    report = workdir / "schemathesis.json"
-    command = [str(schemathesis), "run", f"{hostile.base}/openapi.json", "--checks=all", f"--max-examples={examples}"]
-    # --max-time: fuzzing repeats until it is spent; no example database left behind.
-    command += [f"--max-time={seconds}", "--generation-database=none", "--no-color"]
-    command += ["--report=json", f"--report-json-path={report}"]
     try:
-        done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=seconds + 120, check=False)
+        done, summary = schemathesis_run(schemathesis, hostile.base, workdir, examples, seconds)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"schemathesis did not finish within {seconds + 120} s")
-    summary = json.loads(report.read_text()) if report.exists() else {}
-    cases, operations = summary.get("test_cases", {}), summary.get("operations", {})
-    phases = ", ".join(f"{name} {phase['status']}" for name, phase in summary.get("phases", {}).items())
-    figure(
-        f"fuzz: schemathesis {summary.get('schemathesis_version')}: {cases.get('generated')} cases, "
-        f"{operations.get('tested')} operations, phases: {phases}"
-    )
+        pytest.fail(f"schemathesis did not finish within {seconds + 240} s")
+    figure(f"fuzz: {schemathesis_summary(summary)}")
     assert done.returncode == 0 and summary.get("failures") == [] and summary.get("errors") == [], (
         f"exit {done.returncode}, failures {summary.get('failures')}\n{done.stdout[-6000:]}{done.stderr[-3000:]}"
     )
