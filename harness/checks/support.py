@@ -131,6 +131,13 @@ def proc_stat(pid: int) -> list[str] | None:
         return None
 
 
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS in /proc/{pid}/status")
+
+
 def process_tree(root: int) -> list[int]:
     """ROOT and every live process below it."""
     children: dict[int, list[int]] = {}
