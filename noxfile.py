@@ -243,7 +243,9 @@ def lowest_direct(session: nox.Session) -> None:
         session.run("uv", "sync", "--resolution", "lowest-direct", env=env)
         session.run("uv", "tree", "--depth", "1", env=env)  # the versions under test, for the log
     with session.chdir(service):
-        session.run("make", "lint", "test", external=True, env=env)
+        # Older FastAPI and pydantic write some schemas differently (pydantic 2.9 adds an enum to
+        # a const): the contract is the app's document under these versions, as after `make upgrade`.
+        session.run("make", "openapi", "lint", "test", external=True, env=env)
 
 
 @nox.session(default=False)
