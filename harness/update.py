@@ -31,9 +31,10 @@ USER_README = "This is our team's backend: read docs/onboarding.md first."
 
 
 def release_versions(root: Path) -> list[str]:
-    """Versions in ROOT's CHANGELOG.md, newest first: the current release, then the previous ones."""
+    """Versions in ROOT's CHANGELOG.md, newest first: the current release, then the previous ones.
+    Entries under "## Unreleased" (not a version copier can order) go with the newest release."""
     lines = (root / "CHANGELOG.md").read_text().splitlines()
-    return [line.split()[1] for line in lines if line.startswith("## ")]
+    return [line.split()[1] for line in lines if line.startswith("## ") and line != "## Unreleased"]
 
 
 def git(session: nox.Session, *args: str) -> None:
