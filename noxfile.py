@@ -8,6 +8,7 @@ space and drives the service through its own commands, as a user would.
 """
 
 import importlib.util
+import itertools
 import shutil
 import statistics
 import time
@@ -23,6 +24,8 @@ nox.options.error_on_external_run = True
 ROOT = Path(__file__).resolve().parent
 CHECKS = ROOT / "harness" / "checks"
 DEFAULT_TITLE = "Live Interactive Agent API"
+# The fuzz checks use the options of schemathesis's 4.x CLI.
+SCHEMATHESIS = "schemathesis>=4,<5"
 
 
 def _load(path: Path) -> Any:
@@ -137,8 +140,10 @@ def tests(session: nox.Session) -> None:
 @nox.parametrize("package_manager", list(ANSWERS), ids=list(ANSWERS))
 def generated(session: nox.Session, package_manager: str) -> None:
     """Render with PACKAGE_MANAGER, install with it, run the service's lint and tests, then the `make dev` checks."""
-    session.install("copier", package_manager, "schemathesis>=4,<5")  # test_contract.py: the 4.x CLI
     answers = ANSWERS[package_manager]
+    bearer = answers.get("auth") == "bearer"
+    # test_resource.py fuzzes the resources it makes; test_contract.py the shipped document
+    session.install("copier", package_manager, SCHEMATHESIS)
     service = render(session, scratch(session, f"generated-{package_manager}"), answers)
     updating.set_git_identity(session)
     commit(session, service, "Generated")  # test_dependencies.py: make install changes no file of it
@@ -153,7 +158,9 @@ def generated(session: nox.Session, package_manager: str) -> None:
     origin = answers.get("cors_origins", "http://localhost:3000").split(",")[0].strip()
     port = answers.get("api_port", 8000)
     options = (f"--api-port={port}", f"--origin={origin}", f"--schemathesis={Path(session.bin) / 'schemathesis'}")
-    checks = ("test_dependencies.py", "test_dev.py", "test_migrations.py", "test_resource.py", "test_contract.py")
+    checks = ["test_dependencies.py", "test_dev.py", "test_migrations.py", "test_resource.py", "test_contract.py"]
+    if bearer:  # `make token`, and a protected route served and fuzzed with a token
+        checks.append("test_auth.py")
     run_checks(session, python, service, *checks, options=options)
 
 
@@ -188,7 +195,7 @@ def deploy(session: nox.Session, package_manager: str) -> None:
 @nox.session
 def faults(session: nox.Session) -> None:
     """Outages, hangs, SIGTERM under load, a soak, fuzzing, hostile requests and settings; unusual names."""
-    session.install("copier", "poetry", "schemathesis>=4,<5")  # test_hostile.py uses the options of its 4.x CLI
+    session.install("copier", "poetry", SCHEMATHESIS)
     service = render(session, scratch(session, "faults"), {})
     python = install(session, service)
     tools = Path(session.bin)
@@ -214,8 +221,11 @@ def update(session: nox.Session, package_manager: str) -> None:
     updating.commit_team_changes(session, service, package_manager, SERVICE_ENV)
     # The template moves on to this tree; the team updates.
     current = updating.release_this_tree(session, ROOT, template)
-    updating.copier_update(session, service)
+    # The answers again: those the first release did not ask (auth) take them now, not their defaults.
+    updating.copier_update(session, service, ANSWERS[package_manager])
     updating.check_update(session, service, current)
+    if ANSWERS[package_manager].get("auth") == "bearer" and not (service / "backend/app/core/security.py").is_file():
+        session.error("copier update --data auth=bearer did not bring app/core/security.py")
     with session.chdir(service):
         # The release's new dependencies go into the team's lock, the team's pins kept (CHANGELOG).
         make(session, "lock")
@@ -272,32 +282,33 @@ def relock(session: nox.Session) -> None:
     """Regenerate the shipped locks (locks/) from pyproject.toml, then run the service's suite on them.
 
     Every pin is kept where pyproject.toml still allows it; `-- --upgrade` moves every one to
-    the newest version allowed; `-- --python=3.12 --manager=uv` limits the locks made (each
-    option repeatable). The renders for the machine's Python then pass lint and tests.
+    the newest version allowed; `-- --python=3.12 --manager=uv --auth=bearer` limits the
+    locks made (each option repeatable). The renders for the machine's Python then pass lint and tests.
     """
     session.install("copier", "uv", "poetry")
     upgrade = "--upgrade" in session.posargs
     pythons = [o.split("=")[1] for o in session.posargs if o.startswith("--python=")] or locks.PYTHONS
     managers = [o.split("=")[1] for o in session.posargs if o.startswith("--manager=")] or list(locks.MANAGERS)
-    for package_manager in managers:
+    auths = [o.split("=")[1] for o in session.posargs if o.startswith("--auth=")] or locks.AUTHS
+    for package_manager, python, auth in itertools.product(managers, pythons, auths):
         lock_name = locks.MANAGERS[package_manager]
-        for python in pythons:
-            target = locks.template_path(ROOT, package_manager, python)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.touch()  # the first time: an empty lock, resolved afresh
-            answers = {"package_manager": package_manager, "python_version": python}
-            backend = render(session, scratch(session, f"relock-{package_manager}-{python}"), answers) / "backend"
-            if not (backend / lock_name).read_text():
-                (backend / lock_name).unlink()
-            with session.chdir(backend):
-                if package_manager == "uv":
-                    # uv locks with an interpreter that the project's requires-python allows.
-                    options = ["--python", locks.interpreter(python), *(["--upgrade"] if upgrade else [])]
-                    session.run("uv", "lock", *options, env={**SERVICE_ENV, "UV_PYTHON_DOWNLOADS": "never"})
-                else:
-                    session.run("poetry", *(["update", "--lock"] if upgrade else ["lock"]), env=SERVICE_ENV)
-            target.write_text(locks.as_template(package_manager, (backend / lock_name).read_text()))
-            session.log(f"{target.relative_to(ROOT)} written")
+        target = locks.template_path(ROOT, package_manager, python, auth)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch()  # the first time: an empty lock, resolved afresh
+        answers = {"package_manager": package_manager, "python_version": python, "auth": auth}
+        name = f"relock-{package_manager}-{python}-{auth}"
+        backend = render(session, scratch(session, name), answers) / "backend"
+        if not (backend / lock_name).read_text():
+            (backend / lock_name).unlink()
+        with session.chdir(backend):
+            if package_manager == "uv":
+                # uv locks with an interpreter that the project's requires-python allows.
+                options = ["--python", locks.interpreter(python), *(["--upgrade"] if upgrade else [])]
+                session.run("uv", "lock", *options, env={**SERVICE_ENV, "UV_PYTHON_DOWNLOADS": "never"})
+            else:
+                session.run("poetry", *(["update", "--lock"] if upgrade else ["lock"]), env=SERVICE_ENV)
+        target.write_text(locks.as_template(package_manager, (backend / lock_name).read_text()))
+        session.log(f"{target.relative_to(ROOT)} written")
     for package_manager in managers:
         service = render(session, scratch(session, f"relock-{package_manager}"), {"package_manager": package_manager})
         install(session, service)

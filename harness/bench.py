@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 
 from checks.support import Servers, env_from_example
-from figures import readiness, request_cost, request_path, resource, serve, startup, telemetry
+from figures import auth, readiness, request_cost, request_path, resource, serve, startup, telemetry
 from figures.common import Bench, Section
 
 # In the order BENCHMARKS.md shows them.
@@ -36,6 +36,7 @@ GROUPS: dict[str, Callable[[Bench], Section]] = {
     "resource": resource.figures,
     "serve": serve.figures,
     "telemetry": telemetry.figures,
+    "auth": auth.figures,
 }
 VERSIONS = [
     *("fastapi", "starlette", "uvicorn", "pydantic", "python-json-logger", "orjson", "uvloop", "httptools"),

@@ -23,6 +23,8 @@ COMPOSE_ENV = {
     "LIVEKIT_URL": "wss://livekit.example.com",
     "LIVEKIT_API_KEY": "check-only",
     "LIVEKIT_API_SECRET": "check-only",
+    "AUTH_ISSUER": "https://login.example.com/realms/check",
+    "AUTH_JWKS_URL": "https://login.example.com/realms/check/protocol/openid-connect/certs",
 }
 
 

@@ -1,8 +1,9 @@
 """The lock files a render ships: where they live in this repository, and how a service's
 lock becomes one (the `relock` session).
 
-A render's `backend/uv.lock` / `backend/poetry.lock` is `locks/<manager>/<python>/<file>.jinja`
-included by the template. poetry.lock names no project, so its template is the lock itself.
+A render's `backend/uv.lock` / `backend/poetry.lock` is `locks/<manager>/<python>/<auth>/<file>.jinja`
+included by the template: one lock for each answer that changes the dependencies.
+poetry.lock names no project, so its template is the lock itself.
 uv.lock records the project's name and version in a package entry that uv keeps in name
 order among the others: its template puts that entry where the answers sort it.
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 MANAGERS = {"uv": "uv.lock", "poetry": "poetry.lock"}
 PYTHONS = ("3.11", "3.12", "3.13", "3.14")
+AUTHS = ("none", "bearer")  # bearer adds pyjwt[crypto]
 # The answers the locks are made with (copier.yml's defaults): they become placeholders.
 SLUG, VERSION = "live-interactive-agent", "0.1.0"
 
@@ -24,8 +26,8 @@ PACKAGE = "\n[[package]]\n"
 NAME = re.compile(r'name = "([^"]+)"\n')
 
 
-def template_path(root: Path, manager: str, python: str) -> Path:
-    return root / "locks" / manager / python / f"{MANAGERS[manager]}.jinja"
+def template_path(root: Path, manager: str, python: str, auth: str) -> Path:
+    return root / "locks" / manager / python / auth / f"{MANAGERS[manager]}.jinja"
 
 
 def raw(text: str) -> str:

@@ -31,10 +31,10 @@ USER_README = "This is our team's backend: read docs/onboarding.md first."
 
 
 def release_versions(root: Path) -> list[str]:
-    """Versions in ROOT's CHANGELOG.md, newest first: the current release, then the previous ones.
-    Entries under "## Unreleased" (not a version copier can order) go with the newest release."""
+    """Versions in ROOT's CHANGELOG.md, newest first: the current release, then the previous ones
+    (an "Unreleased" heading left out: this tree then stands in for the latest release)."""
     lines = (root / "CHANGELOG.md").read_text().splitlines()
-    return [line.split()[1] for line in lines if line.startswith("## ") and line != "## Unreleased"]
+    return [line.split()[1] for line in lines if line.startswith("## ") and line.split()[1][:1].isdigit()]
 
 
 def git(session: nox.Session, *args: str) -> None:
@@ -181,12 +181,14 @@ def conflicts(service: Path) -> list[str]:
     return problems
 
 
-def copier_update(session: nox.Session, service: Path) -> None:
+def copier_update(session: nox.Session, service: Path, answers: dict[str, Any] | None = None) -> None:
+    """`copier update` of SERVICE, with ANSWERS given as --data (the others as recorded)."""
+    data = [f"--data={key}={value}" for key, value in (answers or {}).items()]
     with session.chdir(service):
         # --trust: updating across 0.2.0 runs its migration (see CHANGELOG.md). Copier's
         # default conflict mode (inline): a hunk whose context moved is 3-way merged, as
         # router.py's must be from 0.4.0 on; an unresolved one leaves markers (failed after).
-        session.run("copier", "update", "--defaults", "--trust", external=False)
+        session.run("copier", "update", "--defaults", "--trust", *data, external=False)
 
 
 def committed_lock(session: nox.Session, service: Path) -> tuple[str, str]:
@@ -233,10 +235,20 @@ def check_update(session: nox.Session, service: Path, current: str) -> None:
     session.log("copier update: no conflicts; every team change kept; every template change arrived")
 
 
-# Two resources a team generates after the update (the second one's name is compound).
+# Two resources a team generates after the update: the second refers to the first, and
+# between them they use every kind of field and flag of `make resource`.
 RESOURCES = {
-    "agents": ("NAME=agent", "FIELDS=name:str:unique description:text? max_sessions:int enabled:bool"),
-    "agent_sessions": ("NAME=agent_session", "FIELDS=title:str(80) started_at:datetime? agent_id:uuid"),
+    "agents": (
+        "NAME=agent",
+        "FIELDS=name:str(3..80):unique:sort description:text? voice:enum(alloy,echo,verse)=alloy:filter "
+        "config:json={} temperature:float(0..2)=0.7 max_sessions:int(1..100)=10:sort enabled:bool=true:filter "
+        "owner_id:uuid:filter",
+    ),
+    "agent_sessions": (
+        "NAME=agent_session",
+        "FIELDS=agent_id:ref(agents):cascade:filter title:str(80) started_at:datetime?:sort held_on:date? "
+        "transcript:json(100000)?",
+    ),
 }
 # The next release changes files that generated resources depend on or that the generator
 # edits: (file in template/, the line after which it adds one, the line it adds).
@@ -278,6 +290,8 @@ def release_next(session: nox.Session, template: Path, current: str) -> str:
     version = f"{current}.post1"
     for name, after, line in NEXT_RELEASE:
         path = template / "template" / name
+        if not path.exists():  # a file of the service that the answers shape: its template
+            path = path.with_name(path.name + ".jinja")
         text = path.read_text()
         if after not in text:
             session.error(f"{name} has no line {after.strip()!r} any more: update NEXT_RELEASE in harness/update.py")

@@ -13,4 +13,5 @@ NON_DEFAULT_ANSWERS: dict[str, Any] = {
     "cors_origins": "https://app.example.com, http://localhost:5173",
     "package_manager": "uv",
     "include_livekit": False,
+    "auth": "bearer",
 }

@@ -13,17 +13,18 @@ assert spec and spec.loader
 locks = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(locks)
 
-CASES = [(manager, python) for manager in locks.MANAGERS for python in locks.PYTHONS]
+CASES = [(m, p, a) for m in locks.MANAGERS for p in locks.PYTHONS for a in locks.AUTHS]
 
 
-@pytest.mark.parametrize(("manager", "python"), CASES, ids=[f"{m}-py{p}" for m, p in CASES])
-def test_the_render_ships_a_lock_its_package_manager_accepts(tmp_path: Path, manager: str, python: str) -> None:
+@pytest.mark.parametrize(("manager", "python", "auth"), CASES, ids=[f"{m}-py{p}-{a}" for m, p, a in CASES])
+def test_the_render_ships_a_lock_its_manager_accepts(tmp_path: Path, manager: str, python: str, auth: str) -> None:
     # A project name that sorts among the dependencies: uv.lock keeps the project's entry in name order.
-    answers = {"package_manager": manager, "python_version": python, "project_name": "Gamma Ray", "version": "1.2.3"}
-    backend = render(tmp_path / "service", **answers) / "backend"
+    answers = {"package_manager": manager, "python_version": python, "auth": auth}
+    backend = render(tmp_path / "service", **answers, project_name="Gamma Ray", version="1.2.3") / "backend"
     lock = (backend / locks.MANAGERS[manager]).read_text()
     pinned = locks.versions(lock)
     assert {"fastapi", "sqlalchemy", "redis", "pytest"} <= pinned.keys()
+    assert ("pyjwt" in pinned) is (auth == "bearer")
     if manager == "poetry":
         run([tool("poetry"), "check", "--lock"], backend)
         return

@@ -27,6 +27,7 @@ INVALID = [
     ),
     ("cors_origins", "http://localhost:3000/", 'not a valid origin: "http://localhost:3000/"'),
     ("package_manager", "pip", "'pip' is not in ['poetry', 'uv']"),
+    ("auth", "oauth2", "'oauth2' is not in ['none', 'bearer']"),
 ]
 
 

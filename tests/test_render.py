@@ -10,12 +10,17 @@ import pytest
 import yaml
 
 from tests.answers import NON_DEFAULT_ANSWERS
-from tests.helpers import clean_env, render, run
+from tests.helpers import ROOT, clean_env, render, run
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "everything-changed": NON_DEFAULT_ANSWERS,
-    "poetry-py314-no-livekit": {"python_version": "3.14", "include_livekit": False, "project_name": "3D Render Farm"},
+    "poetry-py314-no-livekit-bearer": {
+        "python_version": "3.14",
+        "include_livekit": False,
+        "project_name": "3D Render Farm",
+        "auth": "bearer",
+    },
     "uv-py313-livekit": {"package_manager": "uv", "python_version": "3.13", "api_port": 65535, "version": "1.0.post1"},
 }
 DEFAULTS = {
@@ -27,6 +32,7 @@ DEFAULTS = {
     "cors_origins": "http://localhost:3000",
     "package_manager": "poetry",
     "include_livekit": True,
+    "auth": "none",
 }
 
 
@@ -44,9 +50,13 @@ def rendered_files(service: Path) -> list[Path]:
     return [p for p in service.rglob("*") if p.is_file()]
 
 
+# The templates of `make resource`: Jinja that the service renders itself, which Copier must copy as they are.
+RESOURCE_TEMPLATES = Path("backend/devtools/resource/templates")
+
+
 def test_no_template_residue(rendered: tuple[Path, dict[str, Any]]) -> None:
     service, _ = rendered
-    files = rendered_files(service)
+    files = [p for p in rendered_files(service) if p.parent != service / RESOURCE_TEMPLATES]
     assert [p for p in files if p.suffix == ".jinja" or "{{" in p.name or "{%" in p.name] == []
     residue = [
         str(p.relative_to(service))
@@ -54,6 +64,16 @@ def test_no_template_residue(rendered: tuple[Path, dict[str, Any]]) -> None:
         if any(marker in p.read_text(encoding="utf-8") for marker in ("{{", "{%", "{#"))
     ]
     assert residue == []
+
+
+def test_the_resource_templates_arrive_unrendered(rendered: tuple[Path, dict[str, Any]]) -> None:
+    service, _ = rendered
+    source = ROOT / "template" / RESOURCE_TEMPLATES
+    names = sorted(path.name for path in source.iterdir())
+    assert names and all(name.endswith(".j2") for name in names)
+    assert sorted(path.name for path in (service / RESOURCE_TEMPLATES).iterdir()) == names
+    for name in names:
+        assert (service / RESOURCE_TEMPLATES / name).read_bytes() == (source / name).read_bytes(), name
 
 
 def test_expected_tree(rendered: tuple[Path, dict[str, Any]]) -> None:
@@ -95,6 +115,7 @@ def test_pyproject_follows_the_answers(rendered: tuple[Path, dict[str, Any]]) ->
         "python-json-logger",
     ):
         assert dependency in deps
+    assert ("pyjwt[crypto]" in deps) is (expected["auth"] == "bearer")
     if expected["package_manager"] == "poetry":
         assert pyproject["tool"]["poetry"]["package-mode"] is False
     else:
@@ -108,27 +129,25 @@ def test_pyproject_follows_the_answers(rendered: tuple[Path, dict[str, Any]]) ->
         ("install", "{manager_install}"),
         (
             "api",
-            "cd backend && {manager} run uvicorn --factory app.main:create_app"
+            "cd backend && {run} uvicorn --factory app.main:create_app"
             " --reload --reload-dir app --port {api_port} --no-access-log",
         ),
-        ("test", "cd backend && {manager} run pytest"),
-        ("migrate", "cd backend && {manager} run alembic upgrade head"),
-        ("serve", "cd backend && {manager} run python -m app"),
-        ("resource", "cd backend && {manager} run -- python -m devtools.resource"),
+        ("test", "cd backend && {run} pytest"),
+        ("migrate", "cd backend && {run} alembic upgrade head"),
+        ("serve", "cd backend && {run} python -m app"),
+        ("resource", "cd backend && {run} -- python -m devtools.resource"),
     ],
 )
 def test_make_targets_use_the_chosen_package_manager(
     target: str, expected_command: str, rendered: tuple[Path, dict[str, Any]]
 ) -> None:
     service, expected = rendered
-    manager = expected["package_manager"]
-    install = (
-        "cd backend && (poetry check --lock --quiet 2>/dev/null || poetry lock) && poetry install --compile"
-        if manager == "poetry"
-        else "cd backend && uv sync"
-    )
+    # The lock as it is: uv's targets run --locked, poetry's install syncs to the lock.
+    poetry = expected["package_manager"] == "poetry"
+    install = "cd backend && poetry sync --compile" if poetry else "cd backend && uv sync --locked"
+    command = "poetry run" if poetry else "uv run --locked"
     dry_run = run(["make", "-n", target], service)
-    assert expected_command.format(manager=manager, manager_install=install, api_port=expected["api_port"]) in dry_run
+    assert expected_command.format(run=command, manager_install=install, api_port=expected["api_port"]) in dry_run
 
 
 def test_lint_and_strict_types(rendered: tuple[Path, dict[str, Any]], tooling_python: Path) -> None:
@@ -141,7 +160,7 @@ def test_lint_and_strict_types(rendered: tuple[Path, dict[str, Any]], tooling_py
 
 
 PROBE = """
-import json, os
+import importlib.util, json, os
 from app.core.config import Settings
 from app.main import create_app
 settings = Settings(_env_file=".env.example")
@@ -152,6 +171,8 @@ print(json.dumps({
     "cors_origins": settings.CORS_ORIGINS,
     "port": settings.PORT,
     "required": sorted(n for n, f in Settings.model_fields.items() if f.is_required()),
+    "security_schemes": sorted(spec.get("components", {}).get("securitySchemes", {})),
+    "modules": sorted(m for m in ("app.core.security", "devtools.access_token") if importlib.util.find_spec(m)),
 }))
 """
 
@@ -176,3 +197,13 @@ def test_generated_app_reflects_the_answers(rendered: tuple[Path, dict[str, Any]
     livekit = {"LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"}
     assert (livekit <= set(facts["required"])) is expected["include_livekit"]
     assert {"DATABASE_URL", "REDIS_URL"} <= set(facts["required"])
+    bearer = expected["auth"] == "bearer"
+    assert ({"AUTH_ISSUER", "AUTH_AUDIENCE"} <= set(facts["required"])) is bearer
+    # Only the modules of bearer tokens; no route of the render asks for one, so no scheme yet.
+    assert facts["modules"] == (["app.core.security", "devtools.access_token"] if bearer else [])
+    assert facts["security_schemes"] == []
+
+
+def test_make_token_comes_with_bearer_tokens(rendered: tuple[Path, dict[str, Any]]) -> None:
+    service, expected = rendered
+    assert ("make token " in run(["make", "help"], service)) is (expected["auth"] == "bearer")

@@ -22,8 +22,11 @@ def document() -> dict[str, Any]:
     from app.core.config import Settings
     from app.main import create_app
 
-    # Defaults only, unvalidated: the document needs no database or Redis URL.
-    return create_app(Settings.model_construct()).openapi()
+    # Defaults only, unvalidated; the settings without a default (the database and Redis URLs,
+    # the token issuer) get a placeholder: the document depends on none of them.
+    required = [name for name, field in Settings.model_fields.items() if field.is_required()]
+    placeholders: dict[str, Any] = dict.fromkeys(required, "unused")
+    return create_app(Settings.model_construct(**placeholders)).openapi()
 
 
 def dump(spec: dict[str, Any]) -> str:

@@ -153,7 +153,8 @@ class _Server:
             if proc.returncode is None:
                 # PostgreSQL's backends each start a session of their own (setsid), out of
                 # the group's reach: kill them first, as a crash of the host would.
-                for child in _children(proc.pid):
+                children = _children(proc.pid)
+                for child in children:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(child, signal.SIGKILL)
                 # While the leader is unreaped its pid still names our process group, so
@@ -161,6 +162,8 @@ class _Server:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+                # A backend still exiting holds the shared memory a restart needs.
+                _wait_gone(children, self.stop_timeout)
         finally:
             self._proc = None
             _live.discard(self)
@@ -171,6 +174,30 @@ class _Server:
             tail = self.log_path.read_bytes()[-3000:].decode(errors="replace")
             message += f"; {self.log_path} ends:\n" + "\n".join(tail.splitlines()[-20:])
         return ServerError(f"{self.name} {message}")
+
+
+def _wait_gone(pids: list[int], timeout: float) -> None:
+    """Until each of PIDS has exited (a zombie has), or TIMEOUT seconds."""
+    deadline = time.monotonic() + timeout
+    while pids and time.monotonic() < deadline:
+        pids = [pid for pid in pids if _running(pid)]
+        if pids:
+            time.sleep(0.01)
+
+
+def _running(pid: int) -> bool:
+    if Path("/proc").is_dir():
+        try:
+            # The state follows the command's closing parenthesis; Z: exited, not yet reaped.
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return False
+        return bool(fields) and fields[0] != "Z"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _children(pid: int) -> list[int]:

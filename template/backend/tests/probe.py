@@ -24,10 +24,11 @@ SCRATCH_DDL = [
     "CREATE SCHEMA scratch",
     "CREATE TABLE scratch.parents (id integer PRIMARY KEY CHECK (id > 0), name text NOT NULL UNIQUE)",
     "CREATE TABLE scratch.children (id integer PRIMARY KEY, parent_id integer NOT NULL REFERENCES scratch.parents)",
+    "CREATE TABLE scratch.keepers (parent_id integer NOT NULL REFERENCES scratch.parents ON DELETE RESTRICT)",
     # Checked at COMMIT, not at INSERT: the way to make a commit, not a statement, fail.
     "CREATE TABLE scratch.codes (code text UNIQUE DEFERRABLE INITIALLY DEFERRED, note text)",
 ]
-SCRATCH_TRUNCATE = "TRUNCATE scratch.children, scratch.parents, scratch.codes"
+SCRATCH_TRUNCATE = "TRUNCATE scratch.children, scratch.keepers, scratch.parents, scratch.codes"
 
 
 async def execute(database_url: str, *statements: str) -> None:
@@ -71,6 +72,12 @@ def probe_router() -> APIRouter:
         statement = text("INSERT INTO scratch.children (id, parent_id) VALUES (:id, :parent_id)")
         await session.execute(statement, {"id": child_id, "parent_id": parent_id})
         return {"id": child_id}
+
+    @router.post("/parents/{parent_id}/kept-then-deleted", responses=DATABASE_ERRORS)
+    async def delete_kept_parent(parent_id: int, session: DbSession) -> None:
+        # ON DELETE RESTRICT: a parent that a keeper refers to cannot be deleted.
+        await session.execute(text("INSERT INTO scratch.keepers (parent_id) VALUES (:id)"), {"id": parent_id})
+        await session.execute(text("DELETE FROM scratch.parents WHERE id = :id"), {"id": parent_id})
 
     @router.post("/codes/{code}/twice", responses=DATABASE_ERRORS)
     async def add_code_twice(code: str, session: DbSession) -> dict[str, str]:

@@ -1,30 +1,22 @@
-"""Pages of a list: ``?page=1&page_size=20`` in, ``PaginatedResponse`` out.
+"""Pages of a list: ``?page=1&page_size=20`` in, ``PaginatedResponse`` out; and its order.
 
-Routes take the query parameters as ``pagination: Pagination`` (from ``app.api.deps``)
-and answer with ``await paginate(session, query, pagination, WidgetRead)``.
+Routes take the query parameters as ``pagination: Pagination`` (from ``app.api.deps``),
+or as a model of their own that subclasses ``PageParams`` (app/schemas/lists.py), and
+answer with ``await paginate(session, query, pagination, WidgetRead)``.
 """
 
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, UnaryExpression, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.query import QueryInt
+from app.db import Base
 from app.schemas.base import BaseSchema, PaginatedResponse
+from app.schemas.lists import MAX_PAGE, MAX_PAGE_SIZE, PageParams
+
+__all__ = ["MAX_PAGE", "MAX_PAGE_SIZE", "PageParams", "order_by", "paginate"]
 
 SchemaT = TypeVar("SchemaT", bound=BaseSchema)
-
-MAX_PAGE_SIZE = 100
-# The row offset, (page - 1) * page_size, must fit PostgreSQL's bigint (a later page would
-# be a database error instead of a 422); JavaScript's largest safe integer does, and every
-# JSON tool reads it exactly.
-MAX_PAGE = 2**53 - 1
-
-
-class PageParams(BaseModel):
-    page: QueryInt = Field(default=1, ge=1, le=MAX_PAGE, description="1-based page number")
-    page_size: QueryInt = Field(default=20, ge=1, le=MAX_PAGE_SIZE, description="Maximum number of items per page")
 
 
 async def paginate(
@@ -44,3 +36,12 @@ async def paginate(
         page=pagination.page,
         page_size=pagination.page_size,
     )
+
+
+def order_by(model: type[Base], sort: str) -> list[UnaryExpression[Any]]:
+    """The ORDER BY of SORT, a value that ``SortKeys`` checked ("-created_at,name"): each key's
+    column, then the id in the last key's direction, so that every row has one place."""
+    columns = model.__table__.c
+    keys = sort.split(",")
+    clauses = [columns[key[1:]].desc() if key.startswith("-") else columns[key].asc() for key in keys]
+    return [*clauses, columns["id"].desc() if keys[-1].startswith("-") else columns["id"].asc()]

@@ -10,6 +10,14 @@ from app.schemas.base import ErrorResponse
 
 _REF_PREFIX = "#/components/schemas/"
 _FASTAPI_422_SCHEMAS = ("HTTPValidationError", "ValidationError")
+# Answered by the authentication dependency of an operation that declares a security scheme.
+_SECURITY_ERRORS: dict[str, dict[str, Any]] = {
+    "401": {
+        "description": "No access token, or one that is not accepted",
+        "headers": {"WWW-Authenticate": {"description": "How to authenticate", "schema": {"type": "string"}}},
+    },
+    "403": {"description": "The access token lacks a scope this operation requires"},
+}
 
 
 def _use_envelope_for_framework_errors(schema: dict[str, Any]) -> None:
@@ -30,6 +38,9 @@ def _use_envelope_for_framework_errors(schema: dict[str, Any]) -> None:
             # (not UTF-8, for example), and does not document it.
             if "requestBody" in operation and "400" not in responses:
                 responses["400"] = {"description": "Malformed request body", "content": content}
+            if operation.get("security"):
+                for status, response in _SECURITY_ERRORS.items():
+                    responses.setdefault(status, {**response, "content": content})
     for name in _FASTAPI_422_SCHEMAS:
         components.pop(name, None)
 

@@ -6,6 +6,7 @@ from app.exceptions.errors import (
     InternalServerException,
     NotFoundException,
     ServiceUnavailableException,
+    UnauthorizedException,
 )
 from app.exceptions.responses import DATABASE_ERRORS, REDIS_ERRORS, error_responses
 
@@ -19,5 +20,6 @@ __all__ = [
     "InternalServerException",
     "NotFoundException",
     "ServiceUnavailableException",
+    "UnauthorizedException",
     "error_responses",
 ]

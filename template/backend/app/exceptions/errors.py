@@ -42,6 +42,27 @@ class BadRequestException(AppException):
     default_message = "Bad request"
 
 
+class UnauthorizedException(AppException):
+    """The request carries no valid credentials: no access token, or one that is not accepted."""
+
+    status_code = 401
+    code = "unauthorized"
+    default_message = "Authentication required"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+        error: str | None = None,
+    ) -> None:
+        # A 401 names the scheme to authenticate with (RFC 7235), here a bearer token; with
+        # ERROR (RFC 6750: "invalid_token") when a token was sent and refused.
+        challenge = "Bearer" if error is None else f'Bearer error="{error}"'
+        super().__init__(message, details=details, headers={"WWW-Authenticate": challenge, **(headers or {})})
+
+
 class ForbiddenException(AppException):
     status_code = 403
     code = "forbidden"

@@ -30,8 +30,9 @@ logger = logging.getLogger(__name__)
 
 _METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
-# SQLSTATEs of a write that contradicts stored data: unique, foreign key, exclusion.
-_CONFLICT_SQLSTATES = frozenset({"23505", "23503", "23P01"})
+# SQLSTATEs of a write that contradicts stored data: unique, foreign key, exclusion, and
+# the delete of a row that another refers to with ON DELETE RESTRICT.
+_CONFLICT_SQLSTATES = frozenset({"23505", "23503", "23P01", "23001"})
 # SQLSTATE classes of a database that cannot serve now: connection exception (08),
 # insufficient resources (53: too many connections), operator intervention (57:
 # shutdown, starting up, statement cancelled by statement_timeout).

@@ -3,7 +3,8 @@
 Every response gets an ``X-Request-ID`` header, every log record written while the
 request is handled carries the same ``request_id``, and one JSON access line is
 written when the response has been sent: method, path, query (secret-looking values
-masked), status, duration, client address, HTTP version and user agent.
+masked), status, duration, client address, HTTP version, user agent and, where a route
+verified an access token, its subject.
 """
 
 import logging
@@ -30,6 +31,12 @@ def _request_id(headers: Headers) -> str:
     if incoming is not None and _VALID_REQUEST_ID.fullmatch(incoming):
         return incoming
     return str(uuid.uuid4())
+
+
+def _caller(scope: Scope) -> dict[str, str]:
+    # The subject of the access token a route verified (request.state.subject), if any.
+    subject = scope.get("state", {}).get("subject")
+    return {"subject": subject} if subject else {}
 
 
 class RequestIDMiddleware:
@@ -78,6 +85,7 @@ class RequestIDMiddleware:
                     "client": client[0] if client else None,
                     "http_version": scope.get("http_version", "1.1"),
                     "user_agent": headers.get("user-agent"),
+                    **_caller(scope),
                 },
             )
             request_id_var.reset(token)

@@ -6,13 +6,26 @@ exactly the JSON that OpenAPI documents for it: no number for a string, a date o
 boolean, no string for a number (pydantic's lax mode would convert them).
 """
 
+import json
+import math
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StrictBool, StrictStr
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StrictBool,
+    StrictStr,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 T = TypeVar("T")
 
@@ -113,6 +126,62 @@ UtcDatetime = Annotated[
     AfterValidator(_in_utc),
     Field(json_schema_extra={"pattern": "^(?!0001-01-01|9999-12-31)"}),
 ]
-# A PATCH field whose column is NOT NULL: ``name: Omittable[str] = None`` may be left out
-# (it is then None and not in ``model_fields_set``); sent as null, it is a 422.
+# A PATCH field whose column is NOT NULL, or a list's filter: ``name: Omittable[str] = None``
+# may be left out (it is then None and not in ``model_fields_set``); sent as null, it is a 422.
 Omittable = Annotated[T | None, BeforeValidator(_refuse_null), Field(json_schema_extra=_not_nullable)]
+
+
+class StoredJson:
+    """A JSON object that jsonb stores, of at most MAX_BYTES bytes (as compact UTF-8 JSON).
+
+    jsonb refuses a NUL character and text that is not Unicode (a lone surrogate, which
+    JSON can escape); Python reads NaN and Infinity, which JSON has not. Each is a 422
+    here. Use as ``Annotated[dict[str, Any], StoredJson(max_bytes=4096)]``.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self.validate, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.setdefault("description", f"A JSON object of at most {self.max_bytes} bytes")
+        return json_schema
+
+    def validate(self, value: dict[str, Any]) -> dict[str, Any]:
+        pending: list[Any] = [value]
+        while pending:  # not recursive: a document may nest as deep as the JSON parser allows
+            item = pending.pop()
+            if isinstance(item, dict):
+                pending += [*item, *item.values()]
+            elif isinstance(item, list):
+                pending += item
+            elif isinstance(item, str):
+                _refuse_nul(item)
+                if not item.isascii() and _has_surrogate(item):
+                    raise ValueError("must be valid Unicode text")
+            elif isinstance(item, float) and not math.isfinite(item):
+                raise ValueError("numbers must be finite")
+        try:
+            size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+        except RecursionError:
+            raise ValueError("is nested too deeply") from None
+        if size > self.max_bytes:
+            raise ValueError(f"must be at most {self.max_bytes} bytes as JSON")
+        return value
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+# The bound of a JSON document's size when its field names none: 64 KiB.
+MAX_JSON_BYTES = 65_536
+# jsonb: a JSON object (a dict) that PostgreSQL stores, at most MAX_JSON_BYTES bytes.
+JsonObject = Annotated[dict[str, Any], StoredJson(max_bytes=MAX_JSON_BYTES)]

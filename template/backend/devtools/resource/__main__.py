@@ -10,7 +10,9 @@ BACKEND = Path(__file__).resolve().parents[2]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.resource", description=__doc__)
     parser.add_argument("name", nargs="?", default="", help="snake_case, singular: agent, agent_session")
-    parser.add_argument("fields", nargs="?", default="", help='space-separated name:type: "name:str:unique note:text?"')
+    parser.add_argument(
+        "fields", nargs="?", default="", help='space-separated name:type[?][=default][:flags]: "name:str(3..80):unique"'
+    )
     parser.add_argument("--plural", default="", help="the plural, where English rules get it wrong")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(BACKEND))  # the service's app package, from any working directory
@@ -30,17 +32,23 @@ def main(argv: list[str] | None = None) -> int:
     except Refusal as refusal:
         print(f"error: {refusal}", file=sys.stderr)
         return 2
+    except OSError as exc:  # Alembic writes the revision in a scratch folder first
+        return failed(exc)
     try:
         files.write(BACKEND, planned.new, ROUTER, planned.router_before, planned.router_after)
     except OSError as exc:
-        print(f"error: {exc.filename or 'a file'}: {exc.strerror or exc}; nothing was written", file=sys.stderr)
-        return 1
+        return failed(exc)
     print(f"{resource.label} resource at /api/v1/{resource.path}; written in backend/:")
     for path in planned.new:
         print(f"  {path}")
     print(f"  {ROUTER} (registers {resource.plural}.router)")
     print("Next: make migrate, then make test. The files are yours to change from here on.")
     return 0
+
+
+def failed(exc: OSError) -> int:
+    print(f"error: {exc.filename or 'a file'}: {exc.strerror or exc}; nothing was written", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -1,39 +1,45 @@
 """Formatting with the service's own ruff, and writing every file or none."""
 
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from devtools.resource.spec import Refusal
 
-
-def ruff(backend: Path, relative: Path, source: str) -> str:
-    """SOURCE fixed and formatted as `make format` would do it at RELATIVE (in backend/), unwritten."""
-    # --stdin-filename: the settings and first-party packages that apply at that path.
-    where = ["--stdin-filename", str(relative), "-"]
-    fix, format_, lint = (
-        ["check", "--fix", "--exit-zero", "--quiet", *where],  # import order, and other fixes
-        ["format", "--quiet", *where],  # line lengths too
-        ["check", "--quiet", *where],  # what `make lint` will say about it: nothing
-    )
-    for step in (fix, format_, lint):
-        done = subprocess.run(
-            [sys.executable, "-m", "ruff", *step], cwd=backend, input=source, capture_output=True, text=True
-        )
-        if done.returncode != 0:
-            problems = " ".join((done.stdout + done.stderr).split())[:300]
-            raise Refusal(f"ruff refuses the generated {relative}: {problems}")
-        if step is not lint:
-            source = done.stdout
-    return source
+# Where ruff may find the service's settings, in backend/.
+SETTINGS = ("pyproject.toml", "ruff.toml", ".ruff.toml")
+STEPS = (
+    ["check", "--fix", "--exit-zero"],  # import order, and other fixes
+    ["format"],  # line lengths too
+    ["check"],  # what `make lint` will say about them: nothing
+)
 
 
 def formatted(backend: Path, sources: Mapping[Path, str]) -> dict[Path, str]:
-    with ThreadPoolExecutor() as pool:
-        results = {relative: pool.submit(ruff, backend, relative, source) for relative, source in sources.items()}
-    return {relative: result.result() for relative, result in results.items()}
+    """SOURCES (backend-relative paths) fixed and formatted as `make format` would do them, unwritten.
+
+    Ruff runs once a step on copies at the same paths in a scratch folder that has the
+    service's settings: each file gets the rules that apply at its path.
+    """
+    with tempfile.TemporaryDirectory(prefix="resource-format-") as scratch:
+        root = Path(scratch)
+        for name in SETTINGS:
+            if (backend / name).is_file():
+                shutil.copyfile(backend / name, root / name)
+        for relative, source in sources.items():
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            (root / relative).write_text(source, encoding="utf-8")
+        paths = [str(relative) for relative in sources]
+        for step in STEPS:
+            command = [sys.executable, "-m", "ruff", *step, "--quiet", "--no-cache", *paths]
+            done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                problems = " ".join((done.stdout + done.stderr).split())[:300]
+                raise Refusal(f"ruff refuses the generated files: {problems}")
+        return {relative: (root / relative).read_text(encoding="utf-8") for relative in sources}
 
 
 def write(backend: Path, new: Mapping[Path, str], changed: Path, before: str, after: str) -> None:

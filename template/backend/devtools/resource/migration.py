@@ -1,9 +1,9 @@
 """The Alembic revision that creates a resource's table, written without a database.
 
-The operations come from the model's own ``Table`` (the ones autogenerate would compare
-against an empty database); Alembic renders them and the service's ``script.py.mako``,
-so the revision reads like one from ``make migration``. The migration tests of the
-suite then check that the models equal what the migrations build.
+The bodies of upgrade() and downgrade() come from ``templates/upgrade.py.j2`` and
+``downgrade.py.j2``; Alembic names the file and writes it with the service's
+``script.py.mako``, so the revision reads like one from ``make migration``. The
+migration tests of the suite check that the models equal what the migrations build.
 """
 
 import os
@@ -12,13 +12,10 @@ import uuid
 from argparse import Namespace
 from pathlib import Path
 
-from alembic.autogenerate import render_python_code
 from alembic.config import Config
-from alembic.operations import ops
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Table
 
+from devtools.resource import render
 from devtools.resource.spec import Refusal, Resource
 
 SEPARATORS = {"os": os.pathsep, ":": ":", ";": ";", "space": " ", "newline": "\n"}
@@ -39,26 +36,17 @@ def head(config: Config) -> str | None:
     return heads[0] if heads else None
 
 
-def render(operations: ops.UpgradeOps | ops.DowngradeOps) -> str:
-    context = MigrationContext.configure(dialect_name="postgresql")
-    code = render_python_code(operations, migration_context=context)
-    # Alembic's banner lines say "auto generated"; these commands were not.
-    return "\n".join(line for line in code.splitlines() if not line.strip().startswith("# ###")).strip()
-
-
 def config(backend: Path) -> Config:
     return Config(str(backend / "alembic.ini"), cmd_opts=Namespace(quiet=True))
 
 
-def revision(config: Config, down: str | None, resource: Resource, table: Table) -> tuple[Path, str]:
-    """The revision that creates TABLE after DOWN: the path it belongs at and its text (not yet formatted)."""
+def revision(config: Config, down: str | None, resource: Resource) -> tuple[Path, str]:
+    """The revision that creates RESOURCE's table after DOWN: where it belongs, and its text (unformatted)."""
     scripts = script_directory(config)
     # Where Alembic would put it: beside the head, else in the (first) version location.
     locations = scripts.version_locations or [str(Path(scripts.dir) / "versions")]
     target = Path(scripts.get_revision(down).path).parent if down is not None else Path(locations[0])
-    upgrade = ops.UpgradeOps(
-        ops=[ops.CreateTableOp.from_table(table), *(ops.CreateIndexOp.from_index(index) for index in table.indexes)]
-    )
+    upgrade, downgrade, imports = render.migration(resource)
     with tempfile.TemporaryDirectory(prefix="resource-revision-") as scratch:
         # Alembic writes the file (named by alembic.ini's file_template) in a version
         # location of its own, with no post-write hook: ruff runs later, on every new file.
@@ -70,9 +58,9 @@ def revision(config: Config, down: str | None, resource: Resource, table: Table)
             f"create {resource.plural}",
             head="head",
             version_path=scratch,
-            upgrades=render(upgrade),
-            downgrades=render(upgrade.reverse()),
-            imports="",
+            upgrades=upgrade,
+            downgrades=downgrade,
+            imports=imports,
         )
         if script is None:
             raise Refusal("Alembic wrote no revision; check alembic.ini's script_location")

@@ -1,24 +1,17 @@
 """Every file of a resource worked out, and every check made, before anything is written."""
 
-import ast
-import sys
-import types
-from collections.abc import Callable
+import builtins
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Table
-
-from devtools.resource import files, migration, registration
-from devtools.resource.sources import model, routes, schemas
-from devtools.resource.spec import Field, Refusal, Resource
-from devtools.resource.suite import suite
+from devtools.resource import files, migration, registration, render
+from devtools.resource.parents import Parent, parents
+from devtools.resource.spec import Refusal, Resource
 
 ROUTER = Path("app/api/v1/router.py")
 # Names of the service's layout: a resource named so would be confused with it.
 LAYOUT = {"app", "api", "v1", "core", "db", "models", "schemas", "tests", "devtools", "alembic", "health"}
 PACKAGES = ("app/api", "app/api/v1", "app/models", "app/schemas")
-PLACEHOLDER = "qqqq"
 
 
 @dataclass(frozen=True)
@@ -79,105 +72,69 @@ def check_metadata(resource: Resource) -> None:
             raise Refusal(f"a model named {resource.model} exists already ({mapper.class_.__module__})")
 
 
-def identifiers(tree: ast.AST) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name):
-            names.add(node.id)
-        elif isinstance(node, ast.arg):
-            names.add(node.arg)
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            names.add(node.name)
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
-    return names
-
-
-def top_level(source: str) -> set[str]:
-    """The names a module binds outside its classes and functions."""
-    tree = ast.parse(source)
-    return identifiers(ast.Module([node for node in tree.body if not isinstance(node, ast.ClassDef)], [])) | {
-        node.name for node in tree.body if isinstance(node, ast.ClassDef)
-    }
-
-
-# What the generator writes for a resource, by kind.
-GENERATORS: dict[str, Callable[[Resource], str]] = {
-    "model": model,
-    "schemas": schemas,
-    "routes": routes,
-    "tests": suite,
+# Names the model and schemas import (a plain list: keep it in step with templates/). A
+# field is a class attribute there: it must not hide one.
+CLASS_BODY_NAMES = {
+    *("Annotated", "Any", "Base", "BaseSchema", "BigInt", "BigInteger", "DateTime", "Double", "Field", "FiniteFloat"),
+    *("ForeignKey", "Index", "JSONB", "JsonObject", "Mapped", "Omittable", "PageParams", "SortKeys", "StoredJson"),
+    *("StoredStr", "StrEnum", "String", "Text", "TimestampMixin", "TimestampSchema", "UUID", "UUIDPrimaryKeyMixin"),
+    *("UtcDatetime", "checked_enum", "date", "datetime", "mapped_column"),
+}
+# With what the routes and tests import or define: no class of the resource may take one.
+IMPORTED = CLASS_BODY_NAMES | {
+    *("APIRouter", "AsyncClient", "AsyncSession", "Callable", "ConflictException", "DATABASE_ERRORS", "DbSession"),
+    *("IntegrityError", "MAX_JSON_BYTES", "NOT_FOUND", "NewBody", "NotFoundException", "PaginatedResponse", "Query"),
+    *("Request", "Response", "URL", "UTC", "delete", "error_responses", "order_by", "paginate", "pytest", "router"),
+    *("select", "status", "uuid"),
+}
+# Local names of the routes and tests that NAME, a local name there too, would take.
+LOCALS = {
+    *("body", "changes", "created", "detail", "document", "error", "expected", "field", "first", "key", "matching"),
+    *("message", "method", "new", "number", "page", "query", "params", "request", "response", "row", "rows"),
+    *("second", "stored", "table", "updated", "url", "value", "values", "wanted"),
 }
 
 
-def generated_sources(resource: Resource) -> dict[str, str]:
-    return {kind: make(resource) for kind, make in GENERATORS.items()}
-
-
-def check_names(resource: Resource, sources: dict[str, str]) -> None:
+def check_names(resource: Resource, parents: dict[str, Parent]) -> None:
     """No name made from NAME or a field is one the generated code already uses for something else."""
     from app.db import Base
     from app.schemas.base import BaseSchema
 
-    # The same modules for a resource named PLACEHOLDER: what they use besides the resource's own names.
-    stand_in = Resource(PLACEHOLDER, PLACEHOLDER + "s", resource.fields)
-    used: set[str] = set()
-    derived: set[str] = set()
-    for make in GENERATORS.values():
-        names = identifiers(ast.parse(make(stand_in)))
-        used |= {name for name in names if PLACEHOLDER not in name.lower()}
-        derived |= {
-            name.replace(PLACEHOLDER.capitalize(), resource.model)
-            .replace(PLACEHOLDER + "s", resource.plural)
-            .replace(PLACEHOLDER, resource.name)
-            for name in names
-            if PLACEHOLDER in name.lower()
-        }
-    # The route's session is renamed for a resource called session (see sources.words).
-    if clash := sorted(derived & (used - {"session"})):
+    if resource.name in LOCALS or resource.name in IMPORTED or resource.name in dir(builtins):
+        raise Refusal(
+            f"NAME={resource.name}: the generated code uses {resource.name} for something else; choose another"
+        )
+    classes = [resource.model + suffix for suffix in ("", "Create", "Update", "Read", "ListParams")]
+    if clash := [name for name in classes if name in IMPORTED]:
         raise Refusal(f"NAME={resource.name}: the generated code would use {clash[0]} for two things; choose another")
+    for parent in parents.values():
+        if parent.model in IMPORTED or parent.model in classes:
+            raise Refusal(f"ref({parent.table}): its model's name, {parent.model}, is one the generated code uses")
     for field in resource.fields:
-        check_field(field, top_level(sources["model"]) | top_level(sources["schemas"]), Base, BaseSchema)
-
-
-def check_field(field: Field, module_names: set[str], base: type, schema: type) -> None:
-    if field.name in module_names:
-        raise Refusal(f"FIELDS: {field.name!r} is a name the model or schemas import; choose another field name")
-    if field.name in dir(base):
-        raise Refusal(f"FIELDS: {field.name!r} is an attribute of SQLAlchemy's declarative models; choose another")
-    if field.name in dir(schema) or field.name.startswith("model_"):
-        raise Refusal(f"FIELDS: {field.name!r} is an attribute of pydantic's models; choose another field name")
-
-
-def load_table(source: str, resource: Resource) -> Table:
-    """The table the generated model declares, from running it beside the service's models."""
-    from app.db import Base
-
-    name = f"app.models.{resource.name}"
-    module = types.ModuleType(name)
-    module.__file__ = f"app/models/{resource.name}.py"
-    sys.modules[name] = module
-    try:
-        exec(compile(source, module.__file__, "exec"), module.__dict__)  # noqa: S102  (the model just generated)
-    finally:
-        del sys.modules[name]
-    return Base.metadata.tables[resource.plural]
+        enum = resource.enum_class(field)
+        if field.kind == "enum" and (enum in IMPORTED or enum in classes):
+            raise Refusal(f"FIELDS: {field.name!r}: its enum would be {enum}, a name the generated code uses already")
+        if field.name in CLASS_BODY_NAMES:
+            raise Refusal(f"FIELDS: {field.name!r} is a name the model or schemas import; choose another field name")
+        if field.name in dir(Base):
+            raise Refusal(f"FIELDS: {field.name!r} is an attribute of SQLAlchemy's declarative models; choose another")
+        if field.name in dir(BaseSchema) or field.name.startswith("model_"):
+            raise Refusal(f"FIELDS: {field.name!r} is an attribute of pydantic's models; choose another field name")
 
 
 def plan(backend: Path, resource: Resource) -> Plan:
     check_tree(backend, resource)
     check_metadata(resource)
-    sources = generated_sources(resource)
-    check_names(resource, sources)
+    referred, rows = parents(resource)
+    check_names(resource, referred)
+    sources = render.modules(resource, referred, rows)
     router_before = (backend / ROUTER).read_text(encoding="utf-8")
     router_after = registration.register(router_before, resource.plural)
     alembic = migration.config(backend)
-    down = migration.head(alembic)
-    path, revision = migration.revision(alembic, down, resource, load_table(sources["model"], resource))
+    path, revision = migration.revision(alembic, migration.head(alembic), resource)
     targets = paths(resource)
-    unformatted = {targets[kind]: sources[kind] for kind in ("model", "schemas", "routes")}
+    unformatted = {targets[kind]: source for kind, source in sources.items()}
     unformatted[path.relative_to(backend)] = revision
-    unformatted[targets["tests"]] = sources["tests"]
     unformatted[ROUTER] = router_after
     done = files.formatted(backend, unformatted)
     router_after = done.pop(ROUTER)

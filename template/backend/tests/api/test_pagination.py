@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.api.deps import Pagination
-from app.api.pagination import MAX_PAGE, MAX_PAGE_SIZE, PageParams, paginate
+from app.api.pagination import MAX_PAGE, MAX_PAGE_SIZE, PageParams, order_by, paginate
 from app.core.config import Settings
 from app.db import Base
 from app.main import create_app
@@ -71,6 +71,25 @@ async def test_pages_of_an_ordered_query(notes: type[Note], db_session: AsyncSes
     assert {(page.total, page.page_size) for page in pages} == {(5, 2)}
     assert [page.page for page in pages] == [1, 2, 3, 4]
     assert pages[0].items[0] == NoteRead(id=1, text="note 1")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("sort", "expected"),
+    [
+        ("text", [1, 3, 4, 2]),
+        ("-text", [2, 4, 3, 1]),  # ties by id, descending too
+        ("-text,id", [2, 3, 4, 1]),
+        ("id", [1, 2, 3, 4]),
+    ],
+)
+async def test_order_by_follows_the_sort_keys_then_the_id(
+    sort: str, expected: list[int], notes: type[Note], db_session: AsyncSession
+) -> None:
+    db_session.add_all(notes(id=number, text=text) for number, text in ((1, "a"), (2, "c"), (3, "b"), (4, "b")))
+    await db_session.flush()
+    page = await paginate(db_session, select(notes).order_by(*order_by(notes, sort)), PageParams(), NoteRead)
+    assert [note.id for note in page.items] == expected
 
 
 @pytest.mark.anyio

@@ -19,14 +19,26 @@ import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from devtools.resource.plan import ROUTER, check_names, generated_sources
+from devtools.resource import render
+from devtools.resource.parents import parents
+from devtools.resource.plan import ROUTER, check_names
 from devtools.resource.registration import check, register
 from devtools.resource.spec import Field, Refusal, UsageRefusal, parse, pluralize
 from tests.conftest import BACKEND_DIR
 
 COPIED = ("app", "alembic", "devtools", "alembic.ini", "pyproject.toml", "tests/__init__.py", "tests/api")
 # Names a service is unlikely to have already: the copy holds the resources the team made.
-SPECIMEN = ("specimen", "name:str:unique description:text? weight:int enabled:bool")
+SPECIMEN = (
+    "specimen",
+    "name:str(3..80):unique:sort description:text? weight:int(1..1000)=10:sort enabled:bool=true:filter "
+    "kind:enum(plain,rare)=plain:filter traits:json={} found_on:date? keeper_id:uuid:filter",
+)
+PART = (
+    "specimen_part",
+    "specimen_id:ref(specimens):cascade label:str(80) spare_id:ref(specimens)?",
+    "--plural",
+    "parts",
+)
 
 
 @pytest.fixture
@@ -81,13 +93,45 @@ def test_names_fields_and_plural_are_read() -> None:
     resource = parse("agent_session", "title:str(80):unique note:text? size:int started_at:datetime?")
     assert (resource.plural, resource.path, resource.model) == ("agent_sessions", "agent-sessions", "AgentSession")
     assert resource.fields == (
-        Field("title", "str", 80, unique=True),
+        Field("title", "str", unique=True, high=80),
         Field("note", "text", optional=True),
         Field("size", "int"),
         Field("started_at", "datetime", optional=True),
     )
     assert parse("person", "name:str", "people").plural == "people"
-    assert parse("tag", "label:str").fields[0].length == 255
+    assert parse("tag", "label:str").fields[0].high == 255
+
+
+def test_enums_json_defaults_bounds_refs_and_flags_are_read() -> None:
+    fields = parse(
+        "agent",
+        "name:str(3..80):unique:sort voice:enum(alloy,echo,verse)=echo:filter config:json={} meta:json(4096)? "
+        "temperature:float(0..2)=0.7 max_sessions:int(1..)=10:sort enabled:bool=false:filter "
+        "workspace_id:ref(workspaces):cascade:filter owner_id:ref(users) note:text(..500)?=none",
+    ).fields
+    assert fields == (
+        Field("name", "str", unique=True, sort=True, low=3, high=80),
+        Field("voice", "enum", filter=True, default="echo", values=("alloy", "echo", "verse")),
+        Field("config", "json", default="{}"),
+        Field("meta", "json", optional=True, high=4096),
+        Field("temperature", "float", low=0.0, high=2.0, default=0.7),
+        Field("max_sessions", "int", sort=True, low=1, default=10),
+        Field("enabled", "bool", filter=True, default=False),
+        Field("workspace_id", "ref", filter=True, target="workspaces", on_delete="CASCADE"),
+        Field("owner_id", "ref", target="users", on_delete="RESTRICT"),
+        Field("note", "text", optional=True, high=500, default="none"),
+    )
+
+
+def test_indexes_serve_the_order_the_filters_the_sorts_and_the_refs() -> None:
+    resource = parse("agent", "name:str:unique:sort rank:int:sort enabled:bool:filter team_id:ref(teams)")
+    assert [(index.name, index.columns) for index in resource.indexes] == [
+        ("ix_agents_created_at_id", ("created_at", "id")),
+        ("ix_agents_rank_id", ("rank", "id")),  # name is unique: its constraint's index serves the sort
+        ("ix_agents_enabled_created_at_id", ("enabled", "created_at", "id")),
+        ("ix_agents_team_id_created_at_id", ("team_id", "created_at", "id")),
+    ]
+    assert resource.sorts == ("created_at", "name", "rank")
 
 
 @pytest.mark.parametrize(
@@ -98,16 +142,45 @@ def test_names_fields_and_plural_are_read() -> None:
         ("class", "name:str", "", "NAME=class is a Python keyword"),
         ("agent", "name:str", "Agents", "PLURAL=Agents is not snake_case"),
         ("sheep", "name:str", "sheep", "PLURAL=sheep is NAME itself"),
-        ("agent", "name:blob", "", "'name:blob' has an unknown type; the types are str, str(N), text"),
+        ("agent", "name:blob", "", "'name:blob' has an unknown type; the types are str, str(N), str(M..N), text"),
         ("agent", "name", "", "'name' is not name:type"),
-        ("agent", "name:str:primary", "", "'name:str:primary' is not name:type"),
+        ("agent", "name:str:primary", "", "'primary' is not a flag; the flags: :unique a unique constraint"),
+        ("agent", "owner_id:uuid:fk(users)", "", "(a reference to another resource is name:ref(table))"),
+        ("agent", "voice:enum", "", "enum needs its values: enum(...)"),
+        ("agent", "voice:enum(Alloy,echo)", "", "'Alloy' is not an enum value"),
+        ("agent", "voice:enum(echo,echo)", "", "a value appears twice"),
+        ("agent", "voice:enum(alloy,echo)=verse", "", "the default 'verse' is not one of alloy, echo"),
+        ("agent", "owner_id:ref", "", "ref needs its table: ref(...)"),
+        ("agent", "owner_id:ref(Users)", "", "ref(table) names a table, snake_case"),
+        ("agent", "owner_id:ref(users)=x", "", "date, datetime, uuid, ref fields take no default"),
+        ("agent", "name:str:cascade", "", ":restrict and :cascade are for ref(table) fields"),
+        ("agent", "owner_id:ref(users):cascade:restrict", "", "a ref is :restrict or :cascade, not both"),
+        ("agent", "name:str:unique:unique", "", ":unique appears twice"),
+        ("agent", "temperature:float(2..0)", "", "the lower bound is above the upper one"),
+        ("agent", "temperature:float(..)", "", "give at least one bound"),
+        ("agent", "temperature:float(2)", "", "bounds are written float(M..N), float(M..) or float(..N)"),
+        ("agent", "temperature:float(0..x)", "", "'x' is not a decimal number"),
+        ("agent", "temperature:float(0..2)=3", "", "the default 3 is outside the bounds"),
+        ("agent", "size:int(1..10)=1.5", "", "'1.5' is not a 64-bit integer"),
+        ("agent", f"size:int(..{2**63})", "", "is not a 64-bit integer"),
+        ("agent", "enabled:bool=yes", "", "the default of a bool is true or false"),
+        ("agent", "enabled:bool(1..2)", "", "a bool takes no (...)"),
+        ("agent", "config:json=[]", "", "the default of a json field is {}, the empty object"),
+        ("agent", "config:json(10)", "", "json(N) takes the most bytes of the document, 64 or more"),
+        ("agent", "name:str(3..5)=ab", "", "the default 'ab' is not within the bounds of the length"),
+        ("agent", "config:json:filter", "", ":filter is for bool, enum, ref, uuid, int, str, date fields"),
+        ("agent", "page:int:filter", "", "?page= is a parameter of every list"),
+        ("agent", "config:json:sort", "", ":sort is for str, int, float, bool, date, datetime, enum fields"),
+        ("agent", "note:text:unique", "", "an index entry holds about 600 characters"),
+        ("agent", "note:str(1000):filter", "", "take str(N) with N up to 600, not text"),
         ("agent", "name:str name:text", "", "'name' appears twice"),
         ("agent", "id:uuid", "", "'id' is reserved: every resource has id, created_at, updated_at"),
         ("agent", "created_at:datetime", "", "'created_at' is reserved"),
         ("agent", "import:str", "", "'import' is not a field name"),
         ("agent", "name:str(0)", "", "N in str(N) is 1 to 10485760"),
-        ("agent", "name:text(10)", "", "has an unknown type"),
-        ("agent", "enabled:bool:unique", "", "a bool cannot be unique"),
+        ("agent", "name:text(10)", "", "bounds are written text(M..N), text(M..) or text(..N)"),
+        ("agent", "enabled:bool:unique", "", ":unique is not for bool, enum or json fields"),
+        ("agent", "voice:enum(a,b):unique", "", ":unique is not for bool, enum or json fields"),
         ("agent", "name:str", "a" * 60, "is longer than PostgreSQL's 63 characters"),
     ],
 )
@@ -150,16 +223,16 @@ def test_a_resource_is_written_registered_and_formatted(backend: Path) -> None:
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_a_second_resource_follows_the_first_and_the_first_cannot_be_made_again(backend: Path) -> None:
+def test_a_second_resource_refers_to_the_first_and_the_first_cannot_be_made_again(backend: Path) -> None:
     assert generate(backend, *SPECIMEN).returncode == 0
-    done = generate(backend, "specimen_part", "label:str(80)", "--plural", "specimen_parts")
+    done = generate(backend, *PART)
     assert done.returncode == 0, done.stderr
     scripts = ScriptDirectory.from_config(Config(backend / "alembic.ini"))
     (head,) = scripts.get_heads()
     docs = [script.doc for script in scripts.walk_revisions("base", head)]
-    assert docs[:2] == ["create specimen_parts", "create specimens"]
+    assert docs[:2] == ["create parts", "create specimens"]
     router = (backend / ROUTER).read_text()
-    assert router.endswith("include_router(specimens.router)\napi_router.include_router(specimen_parts.router)\n")
+    assert router.endswith("include_router(specimens.router)\napi_router.include_router(parts.router)\n")
     # Once more: it exists.
     before = tree(backend)
     again = generate(backend, *SPECIMEN)
@@ -175,25 +248,35 @@ def test_a_second_resource_follows_the_first_and_the_first_cannot_be_made_again(
     [
         ("widget", "date:date", "FIELDS: 'date' is a name the model or schemas import"),
         ("widget", "mapped_column:int", "FIELDS: 'mapped_column' is a name the model or schemas import"),
+        ("widget", "create:enum(a,b)", "FIELDS: 'create': its enum would be WidgetCreate, a name the generated"),
         ("widget", "metadata:str", "'metadata' is an attribute of SQLAlchemy's declarative models"),
         ("widget", "json:str", "'json' is an attribute of pydantic's models"),
         ("widget", "model_name:str", "'model_name' is an attribute of pydantic's models"),
-        ("status", "name:str", "NAME=status: the generated code would use status for two things"),
-        ("response", "name:str", "NAME=response: the generated code would use Response for two things"),
+        ("status", "name:str", "NAME=status: the generated code uses status for something else"),
+        ("request", "name:str", "NAME=request: the generated code uses request for something else"),
+        ("str", "name:str", "NAME=str: the generated code uses str for something else"),
+        ("response", "name:str", "NAME=response: the generated code uses response for something else"),
+        ("big", "integer:enum(a,b)", "FIELDS: 'integer': its enum would be BigInteger"),
+        ("index", "name:str", "NAME=index: the generated code would use Index for two things"),
     ],
 )
 def test_names_the_generated_code_uses_for_something_else_are_refused(name: str, fields: str, message: str) -> None:
-    resource = parse(name, fields)
-    sources = generated_sources(resource)
     with pytest.raises(Refusal, match=re.escape(message)):
-        check_names(resource, sources)
+        check_names(parse(name, fields), {})
 
 
 def test_a_resource_called_session_takes_its_database_session_under_another_name() -> None:
     resource = parse("session", "room:str")
-    sources = generated_sources(resource)
-    check_names(resource, sources)
-    assert "async def get_session(session_id: UUID, db_session: DbSession)" in sources["routes"]
+    check_names(resource, {})
+    routes = render.modules(resource, {}, [])["routes"]
+    assert "async def get_session(session_id: UUID, db_session: DbSession)" in routes
+
+
+def test_a_ref_names_a_table_of_the_service() -> None:
+    with pytest.raises(Refusal, match=re.escape("ref(nowhere): app/models has no table nowhere")):
+        parents(parse("widget", "place_id:ref(nowhere)"))
+    with pytest.raises(Refusal, match=re.escape("a resource cannot refer to its own table (widgets)")):
+        parents(parse("widget", "parent_id:ref(widgets)"))
 
 
 ROUTER_HEAD = "from fastapi import APIRouter\n\n"
@@ -265,6 +348,7 @@ def unusual_router(backend: Path) -> None:
         (None, ("base", "name:str"), "NAME=base is reserved: the service has app/schemas/base.py"),
         (add_heads, ("specimen", "name:str"), "the migrations have 2 heads"),
         (add_table, ("specimen", "name:str"), "the table specimens exists already"),
+        (None, ("specimen_part", "specimen_id:ref(specimens)"), "ref(specimens): app/models has no table specimens"),
         (unusual_router, ("specimen", "name:str"), "app/api/v1/router.py must have a `from app.api.v1 import ...`"),
     ],
 )
@@ -282,8 +366,8 @@ def test_a_refusal_writes_nothing(arrange: object, args: tuple[str, ...], messag
 @pytest.mark.skipif(os.name != "posix", reason="needs RLIMIT_FSIZE")
 def test_a_write_that_fails_halfway_leaves_the_service_as_it_was(backend: Path) -> None:
     before = tree(backend)
-    # The model and the schemas fit; the routes module does not: the files written are removed.
-    done = generate(backend, *SPECIMEN, limit_file_size=1500)
+    # The model, the schemas and the revision fit; the routes module does not: the files written are removed.
+    done = generate(backend, "specimen", "name:str", limit_file_size=1500)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "File too large; nothing was written" in done.stderr, done.stderr
     assert tree(backend) == before

@@ -53,8 +53,12 @@ def assert_logged_once(records: list[dict[str, Any]], request_id: str, level: st
 
 @pytest.mark.parametrize(
     ("path", "sqlstate"),
-    [("/probe/parents/1", "23505"), ("/probe/children/1?parent_id=99", "23503")],
-    ids=["unique", "foreign-key"],
+    [
+        ("/probe/parents/1", "23505"),
+        ("/probe/children/1?parent_id=99", "23503"),
+        ("/probe/parents/1/kept-then-deleted", "23001"),
+    ],
+    ids=["unique", "foreign-key", "restrict"],
 )
 def test_a_constraint_violation_is_a_409(
     path: str, sqlstate: str, client: TestClient, scratch: str, read_logs: Logs

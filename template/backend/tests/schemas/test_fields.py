@@ -1,23 +1,28 @@
 """Field types for stored values: each refuses what PostgreSQL would refuse, and takes what it stores."""
 
+import json
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import BigInteger, DateTime, Text, bindparam, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.main import create_app
 from app.schemas.fields import (
+    MAX_JSON_BYTES,
     BigInt,
+    JsonObject,
     Omittable,
     StoredBool,
     StoredDate,
     StoredFloat,
+    StoredJson,
     StoredStr,
     StoredUUID,
     UtcDatetime,
@@ -30,6 +35,11 @@ class Create(BaseModel):
     name: StoredStr = Field(max_length=5)
     count: BigInt = 0
     at: UtcDatetime | None = None
+
+
+class Document(BaseModel):
+    config: JsonObject = Field(default_factory=dict)
+    small: Annotated[dict[str, Any], StoredJson(max_bytes=64)] = Field(default_factory=dict)
 
 
 class Update(BaseModel):
@@ -202,8 +212,8 @@ def test_each_type_is_documented_with_its_json_type_and_format() -> None:
     assert documented["text"] == {"type": "string", "pattern": "^[^\\u0000]*$"}
 
 
-def test_the_documented_bounds_of_an_integer_are_the_enforced_ones() -> None:
-    app = create_app(Settings.model_construct())
+def test_the_documented_bounds_of_an_integer_are_the_enforced_ones(settings: Settings) -> None:
+    app = create_app(settings)
 
     @app.post("/every")
     async def every(body: Every) -> None: ...
@@ -211,3 +221,54 @@ def test_the_documented_bounds_of_an_integer_are_the_enforced_ones() -> None:
     count = app.openapi()["components"]["schemas"]["Every"]["properties"]["count"]["anyOf"][0]
     assert count["maximum"] == 2**53 - 1 and count["minimum"] == -(2**53 - 1)
     assert Every.model_validate({"count": 2**53 - 1}).count == 2**53 - 1
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"text": "a\x00b"},
+        {"key\x00": 1},
+        {"list": [1, {"deep": ["\x00"]}]},
+    ],
+)
+def test_a_document_with_a_nul_character_is_refused(config: dict[str, Any]) -> None:
+    assert refused(Document, {"config": config}) == ["Value error, must not contain NUL characters"]
+
+
+@pytest.mark.parametrize("body", ['{"config": {"x": NaN}}', '{"config": {"x": [1, -Infinity]}}'])
+def test_a_document_with_a_number_json_has_not_is_refused(body: str) -> None:
+    # The request's body is read by Python's json module, which takes NaN and Infinity.
+    assert refused(Document, json.loads(body)) == ["Value error, numbers must be finite"]
+
+
+def test_a_document_with_text_that_is_not_unicode_is_refused() -> None:
+    assert refused(Document, json.loads('{"config": {"x": "\\ud800"}}')) == ["Value error, must be valid Unicode text"]
+
+
+def test_a_document_is_bounded_by_its_size_as_json() -> None:
+    assert Document.model_validate({"small": {"text": "x" * 53}}).small == {"text": "x" * 53}  # 64 bytes
+    assert refused(Document, {"small": {"text": "x" * 54}}) == ["Value error, must be at most 64 bytes as JSON"]
+    assert refused(Document, {"small": {"text": "é" * 27}}) == ["Value error, must be at most 64 bytes as JSON"]
+    assert refused(Document, {"config": {"text": "x" * MAX_JSON_BYTES}}) != []
+    assert Document.model_json_schema()["properties"]["small"]["description"] == "A JSON object of at most 64 bytes"
+
+
+def test_a_document_nested_as_deep_as_json_allows_is_checked_without_recursion() -> None:
+    deep: Any = "\x00"
+    for _ in range(500):
+        deep = [deep]
+    assert refused(Document, {"config": {"deep": deep}}) == ["Value error, must not contain NUL characters"]
+
+
+@pytest.mark.anyio
+async def test_postgresql_refuses_in_jsonb_what_the_document_refuses(db_session: AsyncSession) -> None:
+    for refused_by_jsonb in ({"text": "a\x00b"}, {"x": float("nan")}):
+        with pytest.raises(DBAPIError):
+            async with db_session.begin_nested():
+                await round_trip(db_session, refused_by_jsonb, JSONB())
+
+
+@pytest.mark.anyio
+async def test_postgresql_stores_a_document_that_passes(db_session: AsyncSession) -> None:
+    config = Document.model_validate({"config": {"a": [1, 2.5, None, True], "b": {"ü": "\u2603"}}}).config
+    assert await round_trip(db_session, config, JSONB()) == config
