@@ -18,7 +18,7 @@ from app.core.config import Settings, load_settings_or_exit, mask_password
 from app.core.logging import setup_logging
 from app.core.openapi import document_error_envelope
 from app.core.readiness import check_readiness
-from app.db.session import create_engine, create_session_factory
+from app.db.session import create_engine, create_read_session_factory, create_session_factory
 from app.exceptions.handlers import EXCEPTION_HANDLERS
 from app.middleware.cors import add_cors_middleware
 from app.middleware.errors import UnhandledErrorMiddleware
@@ -41,6 +41,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     redis = create_redis(settings)
     app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)
+    app.state.read_session_factory = create_read_session_factory(engine)
     app.state.redis = redis
     logger.info("Database engine created", extra={"database_url": mask_password(settings.DATABASE_URL)})
     logger.info("Redis client created", extra={"redis_url": mask_password(settings.REDIS_URL)})

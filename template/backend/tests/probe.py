@@ -12,7 +12,7 @@ from sqlalchemy import table as sql_table
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from app.api.deps import DbSession, RedisClient
+from app.api.deps import DbSession, ReadSession, RedisClient
 from app.exceptions import DATABASE_ERRORS, REDIS_ERRORS, BadRequestException
 
 logger = logging.getLogger(__name__)
@@ -87,6 +87,19 @@ def probe_router() -> APIRouter:
     async def sleep(seconds: float, session: DbSession) -> dict[str, float]:
         await session.execute(text("SELECT pg_sleep(:seconds)"), {"seconds": seconds})
         return {"slept": seconds}
+
+    # now() is the transaction's start: a statement that follows a BEGIN starts later.
+    @router.get("/began/db-session", responses=DATABASE_ERRORS)
+    async def began_db_session(session: DbSession) -> bool:
+        return bool((await session.execute(text("SELECT now() < statement_timestamp()"))).scalar_one())
+
+    @router.get("/began/read-session", responses=DATABASE_ERRORS)
+    async def began_read_session(session: ReadSession) -> bool:
+        return bool((await session.execute(text("SELECT now() < statement_timestamp()"))).scalar_one())
+
+    @router.get("/parents", responses=DATABASE_ERRORS)
+    async def parents(session: ReadSession) -> list[int]:
+        return list((await session.scalars(text("SELECT id FROM scratch.parents ORDER BY id"))).all())
 
     @router.get("/both/{key}", responses={**DATABASE_ERRORS, **REDIS_ERRORS})
     async def both(key: str, session: DbSession, redis: RedisClient) -> dict[str, int | str | None]:

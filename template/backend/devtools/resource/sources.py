@@ -78,7 +78,7 @@ from fastapi import APIRouter, Request, Response, status
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.deps import DbSession, Pagination
+from app.api.deps import DbSession, Pagination, ReadSession
 from app.api.pagination import paginate
 from app.exceptions import DATABASE_ERRORS, NotFoundException, error_responses
 from app.models.$name import $Model
@@ -108,14 +108,14 @@ async def create_$name(body: ${Model}Create, $db: DbSession, request: Request, r
 
 
 @router.get("")
-async def list_$plural($db: DbSession, pagination: Pagination) -> PaginatedResponse[${Model}Read]:
+async def list_$plural($db: ReadSession, pagination: Pagination) -> PaginatedResponse[${Model}Read]:
     # Oldest first; the id orders rows that one transaction created.
     query = select($Model).order_by($Model.created_at, $Model.id)
     return await paginate($db, query, pagination, ${Model}Read)
 
 
 @router.get("/{${name}_id}", responses=NOT_FOUND)
-async def get_$name(${name}_id: UUID, $db: DbSession) -> ${Model}Read:
+async def get_$name(${name}_id: UUID, $db: ReadSession) -> ${Model}Read:
     return ${Model}Read.model_validate(await find_$name($db, ${name}_id))
 
 

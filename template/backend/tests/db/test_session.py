@@ -84,3 +84,16 @@ async def test_unit_of_work_outside_requests(
         await failing_job()
     names = await db_session.execute(text("SELECT name FROM scratch.parents"))
     assert names.scalars().all() == ["kept"]
+
+
+def test_a_read_session_runs_each_statement_without_a_transaction_around_it(client: TestClient) -> None:
+    # A statement after a BEGIN starts after its transaction; one on its own starts with it.
+    assert client.get("/probe/began/db-session").json() is True
+    assert client.get("/probe/began/read-session").json() is False
+
+
+def test_a_read_session_sees_what_requests_committed(client: TestClient, scratch: str) -> None:
+    assert client.get("/probe/parents").json() == []
+    assert client.post("/probe/parents/1").status_code == 200
+    assert client.post("/probe/parents/2", params={"name": "second"}).status_code == 200
+    assert client.get("/probe/parents").json() == [1, 2]
