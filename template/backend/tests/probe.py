@@ -9,7 +9,7 @@ import logging
 from fastapi import APIRouter
 from sqlalchemy import func, select, text
 from sqlalchemy import table as sql_table
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from app.api.deps import DbSession, ReadSession, RedisClient
@@ -51,6 +51,11 @@ async def committed_rows(database_url: str, table: str) -> int:
         await engine.dispose()
 
 
+async def same_transaction(session: AsyncSession) -> bool:
+    statement = text("SELECT pg_current_xact_id()")
+    return bool((await session.scalar(statement)) == (await session.scalar(statement)))
+
+
 def probe_router() -> APIRouter:
     router = APIRouter(prefix="/probe")
 
@@ -88,14 +93,14 @@ def probe_router() -> APIRouter:
         await session.execute(text("SELECT pg_sleep(:seconds)"), {"seconds": seconds})
         return {"slept": seconds}
 
-    # now() is the transaction's start: a statement that follows a BEGIN starts later.
-    @router.get("/began/db-session", responses=DATABASE_ERRORS)
-    async def began_db_session(session: DbSession) -> bool:
-        return bool((await session.execute(text("SELECT now() < statement_timestamp()"))).scalar_one())
+    # Whether two statements of the session ran in one transaction (one transaction ID).
+    @router.get("/one-transaction/db-session", responses=DATABASE_ERRORS)
+    async def one_transaction_db_session(session: DbSession) -> bool:
+        return await same_transaction(session)
 
-    @router.get("/began/read-session", responses=DATABASE_ERRORS)
-    async def began_read_session(session: ReadSession) -> bool:
-        return bool((await session.execute(text("SELECT now() < statement_timestamp()"))).scalar_one())
+    @router.get("/one-transaction/read-session", responses=DATABASE_ERRORS)
+    async def one_transaction_read_session(session: ReadSession) -> bool:
+        return await same_transaction(session)
 
     @router.get("/parents", responses=DATABASE_ERRORS)
     async def parents(session: ReadSession) -> list[int]:

@@ -87,9 +87,8 @@ async def test_unit_of_work_outside_requests(
 
 
 def test_a_read_session_runs_each_statement_without_a_transaction_around_it(client: TestClient) -> None:
-    # A statement after a BEGIN starts after its transaction; one on its own starts with it.
-    assert client.get("/probe/began/db-session").json() is True
-    assert client.get("/probe/began/read-session").json() is False
+    assert client.get("/probe/one-transaction/db-session").json() is True
+    assert client.get("/probe/one-transaction/read-session").json() is False
 
 
 def test_a_read_session_sees_what_requests_committed(client: TestClient, scratch: str) -> None:

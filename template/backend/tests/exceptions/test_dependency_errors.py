@@ -178,7 +178,7 @@ def test_the_first_request_after_a_database_restart_answers_200(
     assert managed_servers.postgres is not None
     getattr(managed_servers.postgres, how)()
     managed_servers.postgres.start()
-    for path in ("/probe/sleep?seconds=0", "/probe/began/read-session"):
+    for path in ("/probe/sleep?seconds=0", "/probe/one-transaction/read-session"):
         response = managed_client.get(path)
         assert response.status_code == 200, f"{path}: {response.text}"
 
