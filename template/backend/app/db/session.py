@@ -56,7 +56,8 @@ def _replace_closed_connection(
 ) -> None:
     # asyncpg saw the server close it in the pool (a restart, a terminated backend); the pool
     # then connects anew. No round trip, where pool_pre_ping's test costs three.
-    if proxy.driver_connection.is_closed():
+    connection = proxy.driver_connection  # asyncpg's
+    if connection is None or connection.is_closed():
         raise DisconnectionError("PostgreSQL closed the connection while it was in the pool")
 
 

@@ -193,8 +193,9 @@ def test_a_resource_called_session_takes_its_database_session_under_another_name
     resource = parse("session", "room:str")
     sources = generated_sources(resource)
     check_names(resource, sources)
-    assert "async def get_session(session_id: UUID, db_session: ReadSession)" in sources["routes"]
-    assert "async def update_session(session_id: UUID, changes: SessionUpdate, db_session: DbSession)" in sources["routes"]
+    routes = sources["routes"]
+    assert "async def get_session(session_id: UUID, db_session: ReadSession)" in routes
+    assert "async def update_session(session_id: UUID, changes: SessionUpdate, db_session: DbSession)" in routes
 
 
 ROUTER_HEAD = "from fastapi import APIRouter\n\n"
