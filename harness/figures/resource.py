@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from checks.support import READINESS, request
 
-from figures.common import PREVIOUS_RELEASE, Bench, Load, Section, rendered_release, table, verdict
+from figures.common import PREVIOUS_RELEASE, Bench, Load, Section, first_number, rendered_release, table, verdict
 from figures.round_trips import counting_proxy
 
 NAME, FIELDS = "agent", "name:str:unique description:text? max_sessions:int enabled:bool"
@@ -311,11 +311,11 @@ def count_round_trips(contender: Contender, loads: dict[str, Load], calls: int =
             if contender.folder is None:
                 routes["readiness"] = Load((READINESS,))
             for label, load in routes.items():
-                statuses = set()
+                statuses, base = set(), first_number()
                 for n in range(calls + 3):
                     if n == 3:
                         before = proxy.round_trips
-                    path, body = load.nth(n)
+                    path, body = load.nth(base + n)
                     statuses.add(request(server.port, path, load.method, JSON, body=body).status)
                 if not statuses <= {200, 201}:
                     raise SystemExit(f"round trips, {contender.name} {label}: answered {statuses}")

@@ -20,6 +20,7 @@ class CountingProxy:
 
     def __init__(self, target: int) -> None:
         self.target, self.round_trips, self.port = target, 0, 0
+        self._connections: set[asyncio.Task[None]] = set()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._serve(),), daemon=True)
@@ -31,14 +32,21 @@ class CountingProxy:
         self._ready.set()
         async with server:
             await self._stop.wait()
+        for connection in self._connections:
+            connection.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
         server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target)
         await asyncio.gather(
             self._pump(client_reader, server_writer, count=True),
             self._pump(server_reader, client_writer, count=False),
             return_exceptions=True,
         )
+        self._connections.discard(task)
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, count: bool) -> None:
         pending, typed = b"", False
