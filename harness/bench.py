@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 
 from checks.support import Servers, env_from_example
-from figures import readiness, request_cost, request_path, resource, serve, startup, telemetry
+from figures import levers, readiness, request_cost, request_path, resource, serve, startup, telemetry
 from figures.common import Bench, Section
 
 # In the order BENCHMARKS.md shows them.
@@ -34,6 +34,7 @@ GROUPS: dict[str, Callable[[Bench], Section]] = {
     "readiness": readiness.figures,
     "startup": startup.figures,
     "resource": resource.figures,
+    "levers": levers.figures,
     "serve": serve.figures,
     "telemetry": telemetry.figures,
 }

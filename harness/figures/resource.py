@@ -243,12 +243,9 @@ def generated_resource(bench: Bench) -> Iterator[dict[str, Load]]:
     router = bench.backend / "app/api/v1/router.py"
     before = router.read_text()
     written = generate(bench.backend, bench.env)
+    alembic = [str(bench.backend / ".venv" / "bin" / "python"), "-m", "alembic"]
     try:
-        run(
-            [str(bench.backend / ".venv" / "bin" / "python"), "-m", "alembic", "upgrade", "head"],
-            bench.backend,
-            bench.env,
-        )
+        run([*alembic, "upgrade", "head"], bench.backend, bench.env)
         ids = [str(one) for one in sql(bench.env["DATABASE_URL"], SEED.format(rows=ROWS))]
         sql(bench.env["DATABASE_URL"], "ANALYZE agents", autocommit=True)
         # Unique within a run; a run of its own in every load, so names never repeat.
@@ -265,6 +262,8 @@ def generated_resource(bench: Bench) -> Iterator[dict[str, Load]]:
             "PATCH": Load(tuple(f"/api/v1/agents/{one}" for one in ids), "PATCH", '{"max_sessions": {n}}'),
         }
     finally:
+        # The table goes with its revision: another group may generate the resource again.
+        run([*alembic, "downgrade", "base"], bench.backend, bench.env)
         for path in written:
             path.unlink(missing_ok=True)
         router.write_text(before)

@@ -1,0 +1,141 @@
+"""What each choice on a generated resource's request path gives: the service against itself
+with one choice undone, on GET /{id} and POST of the resource group's table.
+
+Servers, interleaved (the order turns each round), each the service as `make api` serves it:
+- generated: as rendered;
+- pre-ping: the engine tests every pooled connection on checkout (``pool_pre_ping``, three
+  round trips), as 0.5.0 did, instead of replacing the connections PostgreSQL closed;
+- reads in a transaction: the read routes on ``DbSession`` (BEGIN and COMMIT around the
+  read) instead of ``ReadSession``;
+- no statement caches: asyncpg's and SQLAlchemy's prepared-statement caches off (as behind
+  PgBouncer in transaction mode, the pool kept): every statement prepared again;
+- no access line: the service's JSON access line muted (its share of a route with a query).
+"""
+
+import statistics
+from typing import Any
+
+from figures.common import Bench, Section, table
+from figures.resource import generated_resource, tidy
+
+LEVERS = ["pre-ping", "reads in a transaction", "no statement caches", "no access line"]
+ROUTES = ["GET /{id}", "POST"]
+LEVER_APP = '''"""The generated service with one choice undone (BENCH_LEVER names it), to measure what it gives."""
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.db.session import create_read_session_factory, create_session_factory, get_db_session, get_read_session
+from app.main import create_app as create_service
+
+
+def create_app() -> FastAPI:
+    app = create_service()
+    lever = os.environ["BENCH_LEVER"]
+    if lever == "reads in a transaction":
+        app.dependency_overrides[get_read_session] = get_db_session
+        return app
+    if lever == "no access line":
+        logging.getLogger("app.access").setLevel(logging.WARNING)
+        return app
+    service_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with service_lifespan(app):
+            settings = app.state.settings
+            options: dict[str, Any] = {"pool_pre_ping": True} if lever == "pre-ping" else {}
+            connect_args: dict[str, Any] = {
+                "timeout": settings.DATABASE_CONNECT_TIMEOUT,
+                "command_timeout": settings.DATABASE_COMMAND_TIMEOUT,
+            }
+            if lever == "no statement caches":
+                connect_args |= {"statement_cache_size": 0, "prepared_statement_cache_size": 0}
+            engine = create_async_engine(
+                settings.DATABASE_URL,
+                pool_size=settings.DATABASE_POOL_SIZE,
+                max_overflow=settings.DATABASE_MAX_OVERFLOW,
+                pool_timeout=settings.DATABASE_POOL_TIMEOUT,
+                hide_parameters=True,
+                connect_args=connect_args,
+                **options,
+            )
+            app.state.session_factory = create_session_factory(engine)
+            app.state.read_session_factory = create_read_session_factory(engine)
+            yield
+            await engine.dispose()
+
+    app.router.lifespan_context = lifespan
+    return app
+'''
+
+
+def figures(bench: Bench) -> Section:
+    folder = bench.write_app("lever_app", LEVER_APP)
+    servers = ["generated", *LEVERS]
+    rounds: list[dict[str, dict[str, Any]]] = []
+    with generated_resource(bench) as loads:
+        for number in range(bench.rounds):
+            turn = number % len(servers)
+            measured: dict[str, dict[str, Any]] = {}
+            for name in servers[turn:] + servers[:turn]:
+                if name == "generated":
+                    serving = bench.serve("levers-generated")
+                else:
+                    env = {"BENCH_LEVER": name}
+                    serving = bench.serve(
+                        "levers-" + name.replace(" ", "-"), "lever_app:create_app", folder, own_access_line=True, **env
+                    )
+                with serving as server:
+                    measured[name] = {route: bench.throughput(server, loads[route]) for route in ROUTES}
+                tidy(bench.env["DATABASE_URL"])
+                for route, result in measured[name].items():
+                    print(
+                        f"round {number + 1}, levers, {name}, {route}: {result['rps']:.0f} req/s, "
+                        f"{result['cpu_us_per_request']} CPU µs/req, {result['errors']} errors"
+                    )
+            rounds.append({name: measured[name] for name in servers})
+    gains: dict[str, dict[str, float]] = {}
+    rows = []
+    for lever in LEVERS:
+        for route in ROUTES:
+            rps = [r["generated"][route]["rps"] / r[lever][route]["rps"] for r in rounds]
+            cpu = [r[lever][route]["cpu_us_per_request"] - r["generated"][route]["cpu_us_per_request"] for r in rounds]
+            gains[f"{lever}, {route}"] = {
+                "rps_ratio": round(statistics.median(rps), 3),
+                "cpu_us": round(statistics.median(cpu), 1),
+            }
+            rows.append(
+                [
+                    lever,
+                    f"`{route}`",
+                    f"**{statistics.median(rps):.2f}**",
+                    ", ".join(f"{ratio:.2f}" for ratio in rps),
+                    f"{statistics.median(cpu):+.0f}",
+                ]
+            )
+    markdown = "\n\n".join(
+        [
+            "The generated resource of the section above, served by the service as rendered (**generated**) "
+            "and by the same service with one choice undone:",
+            "- **pre-ping**: the engine tests each pooled connection on checkout (`pool_pre_ping=True`, "
+            "as 0.5.0 did; three round trips) instead of replacing, at no round trip, the connections "
+            "PostgreSQL closed (a pool `checkout` listener);\n"
+            "- **reads in a transaction**: `GET /{id}` on `DbSession` (BEGIN, the read, COMMIT) instead of "
+            "`ReadSession` (the read alone, autocommit);\n"
+            "- **no statement caches**: asyncpg's and SQLAlchemy's prepared-statement caches off, the pool "
+            "kept (what `DATABASE_POOLER=transaction` turns off besides the pool): every statement prepared anew;\n"
+            "- **no access line**: the service's JSON access line muted: its share of a route with a query.",
+            f"{bench.rounds} round(s), interleaved; the ratio is generated's requests per second over the "
+            "variant's in the same round (above 1: the choice the service makes is the faster), the last "
+            "column the server CPU µs per request the variant spends more (median of the rounds).",
+            table(["choice undone", "route", "req/s ratio (median)", "per round", "CPU µs/req more"], rows),
+        ]
+    )
+    return Section("What each choice on the request path gives", markdown, {"rounds": rounds, "gains": gains})
