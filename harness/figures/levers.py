@@ -20,6 +20,34 @@ from figures.resource import generated_resource, tidy
 
 LEVERS = ["pre-ping", "reads in a transaction", "no statement caches", "no access line"]
 ROUTES = ["GET /{id}", "POST"]
+VERDICTS = """What was kept, and why:
+
+- **Pre-ping: replaced.** A pooled connection that PostgreSQL closed (a restart, a terminated
+  backend) is one whose socket asyncpg has already seen close; a pool `checkout` listener
+  (SQLAlchemy's documented way to refuse a connection: raise `DisconnectionError`) replaces it
+  at no round trip, where `pool_pre_ping` spends three on every request (BEGIN, `;`, ROLLBACK:
+  the asyncpg dialect wraps its ping in a transaction for PgBouncer). The service's tests
+  restart PostgreSQL (stopped and killed) under a pool of one connection and check that the
+  first request answers 200. Optimistic handling with a retry of idempotent reads was not
+  built: it would cover only a connection that dies unseen (a network drop), which now
+  answers one 503 with `Retry-After` and invalidates the pool, and it needs a route class
+  that runs a route twice.
+- **Reads without a transaction: kept,** as `ReadSession` (SQLAlchemy's documented
+  autocommit session: `engine.execution_options(isolation_level="AUTOCOMMIT")`). Safe where
+  the route only reads and its statements need no common snapshot: `GET /{id}` is one
+  statement; the list's count and page may each see a write the other did not, as two pages
+  of a list may. Routes that write, or whose reads must agree, keep `DbSession`.
+- **Statement caches: kept on** (asyncpg's and SQLAlchemy's prepared statements; off only
+  behind PgBouncer in transaction mode, `DATABASE_POOLER=transaction`).
+- **Session options:** `expire_on_commit=False` was already there (a response built after
+  the commit needs no reload); the read session does not autoflush (nothing to flush).
+  `session.get` stays: its identity-map look-up is a dictionary access before the same
+  SELECT a `select()` would send; neither was worth a variant.
+- **The access line: kept, unchanged.** It is python-json-logger's orjson formatter with a
+  fixed set of fields, written with `Logger.info(..., extra=...)` as uvicorn writes its own;
+  its share of a route with a query is the last row above. The request-path groups show
+  what it costs on liveness, where the rest of the gap to bare FastAPI goes.
+"""
 LEVER_APP = '''"""The generated service with one choice undone (BENCH_LEVER names it), to measure what it gives."""
 
 import logging
@@ -136,6 +164,7 @@ def figures(bench: Bench) -> Section:
             "variant's in the same round (above 1: the choice the service makes is the faster), the last "
             "column the server CPU µs per request the variant spends more (median of the rounds).",
             table(["choice undone", "route", "req/s ratio (median)", "per round", "CPU µs/req more"], rows),
+            VERDICTS,
         ]
     )
     return Section("What each choice on the request path gives", markdown, {"rounds": rounds, "gains": gains})
