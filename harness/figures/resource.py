@@ -428,8 +428,8 @@ def report(
             "per request, generated over the other, lower is cheaper).",
             table(["comparison", "median ratio", "per round", "CPU µs/req ratio", "goal", "verdict"], ratio_rows),
             "Round trips to PostgreSQL per request, counted on the wire by a proxy between each server and "
-            "PostgreSQL (a Sync or simple Query message the client sends and waits on; `SELECT` and "
-            "`BEGIN` are one each), after three requests that fill the statement caches:",
+            "PostgreSQL (a Sync, Flush or simple Query message the client sends and waits on: a cached "
+            "`SELECT` and a `BEGIN` are one each), after three requests that fill the statement caches:",
             table(["server", *labels], trip_rows),
             table(["round", "server", "route", "req/s", "p50 / p99 ms", "server CPU µs/req", "errors"], rows),
         ]

@@ -1,8 +1,9 @@
 """Round trips to PostgreSQL, counted on the wire: a loopback proxy between a server and PostgreSQL.
 
 A round trip is a message after which the client waits for PostgreSQL's answer: Sync (the
-end of an extended-protocol exchange: a prepared statement's Bind and Execute) or Query (a
-simple-protocol statement: asyncpg's BEGIN, COMMIT, ROLLBACK). Connecting is not counted.
+end of an extended-protocol exchange: a prepared statement's Bind and Execute), Flush (asyncpg
+prepares a statement with Parse, Describe and Flush) or Query (a simple-protocol statement:
+asyncpg's BEGIN, COMMIT, ROLLBACK). Connecting is not counted.
 """
 
 import asyncio
@@ -66,7 +67,7 @@ class CountingProxy:
                         continue
                     if len(pending) < 5 or len(pending) < 1 + (length := struct.unpack("!i", pending[1:5])[0]):
                         break
-                    if pending[:1] in (b"S", b"Q"):
+                    if pending[:1] in (b"S", b"H", b"Q"):
                         self.round_trips += 1
                     pending = pending[1 + length :]
         finally:
