@@ -40,7 +40,7 @@ GROUPS: dict[str, Callable[[Bench], Section]] = {
 }
 VERSIONS = [
     *("fastapi", "starlette", "uvicorn", "pydantic", "python-json-logger", "orjson", "uvloop", "httptools"),
-    *("gunicorn", "uvicorn-worker"),
+    *("sqlalchemy", "asyncpg", "gunicorn", "uvicorn-worker"),
 ]
 
 
@@ -54,7 +54,7 @@ def versions() -> dict[str, str]:
     return found
 
 
-def markdown(bench: Bench, sections: list[Section], found: dict[str, str]) -> str:
+def markdown(bench: Bench, sections: list[Section], found: dict[str, str], note: str | None) -> str:
     lines = [
         "# Benchmark",
         "",
@@ -63,6 +63,7 @@ def markdown(bench: Bench, sections: list[Section], found: dict[str, str]) -> st
         f"after {bench.warmup} s of warm-up. A verdict compares a figure with its target; figures are "
         "reported, never asserted (they move with whatever else runs on the machine).",
         "",
+        *([f"**{note}**", ""] if note else []),
     ]
     for section in sections:
         lines += [f"## {section.title}", "", section.markdown, ""]
@@ -70,7 +71,7 @@ def markdown(bench: Bench, sections: list[Section], found: dict[str, str]) -> st
         "Versions: " + ", ".join(f"{name} {version}" for name, version in found.items()) + ".",
         "",
         "Reproduce with `nox -s bench` (options after `--`: `--rounds`, `--seconds`, `--warmup`, "
-        "`--connections`, `--groups`). Server CPU µs per request is the steadier figure on a shared "
+        "`--connections`, `--groups`, `--note`). Server CPU µs per request is the steadier figure on a shared "
         "machine; requests per second and latency move with whatever else runs.",
         "",
     ]
@@ -90,6 +91,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--copier-copy-seconds", type=float)
     parser.add_argument("--groups", default=",".join(GROUPS), help=f"comma-separated, of {', '.join(GROUPS)}")
+    parser.add_argument("--note", help="said at the top of BENCHMARKS.md (a loaded machine, say)")
     args = parser.parse_args()
     selected = args.groups.split(",")
     if unknown := set(selected) - set(GROUPS):
@@ -134,6 +136,7 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d"),
         "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
         "load_tool": tool,
+        "note": args.note,
         "settings": {
             "rounds": args.rounds,
             "seconds": args.seconds,
@@ -144,7 +147,7 @@ def main() -> int:
         **{name: section.data for name, section in sections.items()},
     }
     args.json.write_text(json.dumps(results, indent=2) + "\n")
-    args.markdown.write_text(markdown(bench, list(sections.values()), found))
+    args.markdown.write_text(markdown(bench, list(sections.values()), found, args.note))
     print(f"wrote {args.markdown} and {args.json}")
     return 0
 
