@@ -6,6 +6,7 @@ goes, and returns its part of BENCHMARKS.md and of benchmarks/latest.json.
 """
 
 import asyncio
+import http.client
 import json
 import os
 import random
@@ -101,7 +102,7 @@ function request()
   if body == nil then
     return wrk.format(method, path)
   end
-  return wrk.format(method, path, headers, (body:gsub("{n}", tostring(counter))))
+  return wrk.format(method, path, headers, (body:gsub("{n}", string.format("%%d", counter))))
 end
 """
 
@@ -199,7 +200,9 @@ def first_200(port: int, proc: subprocess.Popen[bytes], within: float = 30) -> f
         try:
             if request(port, HEALTH, timeout=1).status == 200:
                 return time.monotonic() - started
-        except OSError:
+        # Before the server listens, a connection from the same ephemeral port connects to
+        # itself (TCP's simultaneous open) and reads its own request back.
+        except (OSError, http.client.HTTPException):
             pass
         time.sleep(0.01)
     raise SystemExit(f"server did not answer within {within} s")
