@@ -56,6 +56,14 @@ def one_level() -> FastAPI:
     return app
 
 
+def without_request_id() -> FastAPI:
+    # The skeleton less its request-ID middleware (which writes the access line too); the
+    # stack is built at the first request, from this list.
+    app = create_app()
+    app.user_middleware = [m for m in app.user_middleware if m.cls.__name__ != "RequestIDMiddleware"]
+    return app
+
+
 def two_levels() -> FastAPI:
     api_router = APIRouter()
     api_router.include_router(health_router())
@@ -86,7 +94,8 @@ async def per_call(app: FastAPI, calls: int) -> float:
 async def main() -> None:
     # Bare FastAPI and the full-stack shape as the request-path group serves them.
     apps = {"bare": bare_app.create_app(), "one router level": one_level(), "two router levels": two_levels(),
-            "full-stack shape": full_stack_app.create_app(), "skeleton": create_app()}
+            "full-stack shape": full_stack_app.create_app(), "skeleton without its request ID": without_request_id(),
+            "skeleton": create_app()}
     # The skeleton's logging (set up by create_app) writes to a file, as under a server.
     devnull = open(os.devnull, "w")
     for handler in logging.getLogger().handlers:
@@ -117,9 +126,14 @@ STEPS = [
     ("two router levels", "one router level", "that router included by an `api_router`, as both templates do"),
     ("full-stack shape", "two router levels", "Starlette's CORSMiddleware (a request without Origin)"),
     (
-        "skeleton without its access line",
+        "skeleton without its request ID",
         "full-stack shape",
-        "the request-ID and error middleware, the JSON log set-up, the skeleton's route",
+        "the catch-all 500 middleware, the JSON log set-up, the skeleton's route",
+    ),
+    (
+        "skeleton without its access line",
+        "skeleton without its request ID",
+        "the request-ID middleware: an ID (`uuid4`), a context variable, a response header",
     ),
     ("skeleton", "skeleton without its access line", "the JSON access line (written to /dev/null)"),
 ]
