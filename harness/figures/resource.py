@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from checks.support import READINESS, request
 
+from figures import profile
 from figures.common import PREVIOUS_RELEASE, Bench, Load, Section, first_number, rendered_release, table, verdict
 from figures.round_trips import counting_proxy
 
@@ -332,7 +333,12 @@ def figures(bench: Bench) -> Section:
             tidy(database_url)
             print(f"round trips, {contender.name}: {round_trips[contender.name]}")
         rounds = measure(bench, servers, loads)
-    return report(bench, servers, previous_label, round_trips, rounds)
+        apps = {c.name: (c.app, c.folder) for c in servers if c.bench is bench}
+        found = profile.profiles(bench, loads["GET /{id}"].paths[0], apps)
+    section = report(bench, servers, previous_label, round_trips, rounds)
+    section.markdown += "\n\n" + profile.markdown(found, "GET /{id}")
+    section.data["profile"] = found
+    return section
 
 
 def measure(bench: Bench, servers: list[Contender], loads: dict[str, Load]) -> list[dict[str, dict[str, Any]]]:
