@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from sqlalchemy import func, select, text
 from sqlalchemy import table as sql_table
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import NullPool
 
 from app.api.deps import DbSession, ReadSession, RedisClient
@@ -28,6 +29,18 @@ SCRATCH_DDL = [
     "CREATE TABLE scratch.codes (code text UNIQUE DEFERRABLE INITIALLY DEFERRED, note text)",
 ]
 SCRATCH_TRUNCATE = "TRUNCATE scratch.children, scratch.parents, scratch.codes"
+
+
+class ProbeBase(DeclarativeBase):
+    """Mapped test-only tables, apart from app.db.Base: the migrations never see them."""
+
+
+class Parent(ProbeBase):
+    __tablename__ = "parents"
+    __table_args__ = ({"schema": "scratch"},)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
 
 
 async def execute(database_url: str, *statements: str) -> None:
@@ -101,6 +114,11 @@ def probe_router() -> APIRouter:
     @router.get("/one-transaction/read-session", responses=DATABASE_ERRORS)
     async def one_transaction_read_session(session: ReadSession) -> bool:
         return await same_transaction(session)
+
+    @router.post("/parents/{parent_id}/on-read-session", responses=DATABASE_ERRORS)
+    async def add_parent_on_read_session(parent_id: int, session: ReadSession) -> dict[str, int]:
+        session.add(Parent(id=parent_id, name=SECRET_VALUE))
+        return {"id": parent_id}
 
     @router.get("/parents", responses=DATABASE_ERRORS)
     async def parents(session: ReadSession) -> list[int]:

@@ -123,7 +123,13 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's session for reads (``create_read_session_factory``): nothing to commit."""
+    """The request's session for reads (``create_read_session_factory``): nothing to commit.
+
+    A route that adds, changes or deletes objects on it fails (a 500) instead of answering
+    as if they were saved: such a route takes ``DbSession``.
+    """
     read_session_factory: async_sessionmaker[AsyncSession] = request.app.state.read_session_factory
     async with read_session_factory() as session:
         yield session
+        if session.new or session.dirty or session.deleted:
+            raise RuntimeError("Objects changed on a ReadSession are never written: write on a DbSession")
