@@ -32,6 +32,7 @@ from checks.support import (
     process_tree,
     production_command,
     request,
+    tail,
     uvicorn_command,
 )
 
@@ -173,7 +174,7 @@ class Bench:
             own = path is None if own_access_line is None else own_access_line
             command = uvicorn_command(self.backend, port, app, access_log=not own)
         with process(command, self.backend, full_env, log) as proc:
-            yield Server(proc, port, first_200(port, proc))
+            yield Server(proc, port, first_200(port, proc, log))
 
     def throughput(self, server: Server, path: str | Load = HEALTH) -> dict[str, float]:
         """Warm-up, then load PATH (GETs, or a Load) for SECONDS: requests per second, latency,
@@ -192,11 +193,11 @@ class Bench:
         return result
 
 
-def first_200(port: int, proc: subprocess.Popen[bytes], within: float = 30) -> float:
+def first_200(port: int, proc: subprocess.Popen[bytes], log: Path, within: float = 30) -> float:
     started = time.monotonic()
     while time.monotonic() - started < within:
         if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode} before answering")
+            raise SystemExit(f"server exited with {proc.returncode} before answering; {log} ends:\n{tail(log)}")
         try:
             if request(port, HEALTH, timeout=1).status == 200:
                 return time.monotonic() - started
@@ -205,7 +206,7 @@ def first_200(port: int, proc: subprocess.Popen[bytes], within: float = 30) -> f
         except (OSError, http.client.HTTPException):
             pass
         time.sleep(0.01)
-    raise SystemExit(f"server did not answer within {within} s")
+    raise SystemExit(f"server did not answer within {within} s; {log} ends:\n{tail(log)}")
 
 
 def cpu_seconds(*pids: int) -> float:
