@@ -41,13 +41,17 @@ class CountingProxy:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
-        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target)
-        await asyncio.gather(
-            self._pump(client_reader, server_writer, count=True),
-            self._pump(server_reader, client_writer, count=False),
-            return_exceptions=True,
-        )
-        self._connections.discard(task)
+        try:
+            server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target)
+            await asyncio.gather(
+                self._pump(client_reader, server_writer, count=True),
+                self._pump(server_reader, client_writer, count=False),
+                return_exceptions=True,
+            )
+        except asyncio.CancelledError:
+            pass  # the proxy stops; a cancelled task here would be reported by asyncio's stream callback
+        finally:
+            self._connections.discard(task)
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, count: bool) -> None:
         pending, typed = b"", False
