@@ -75,8 +75,8 @@ def create_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[Async
     """Sessions for routes that only read: each statement runs on its own (autocommit).
 
     No BEGIN and COMMIT around the reads: two round trips to PostgreSQL fewer a request.
-    The statements of one session do not share a snapshot, and nothing is flushed
-    unless asked; routes that write, or whose reads must agree, take ``DbSession``.
+    The statements of one session do not share a snapshot, and it never autoflushes;
+    routes that write, or whose reads must agree, take ``DbSession``.
     """
     autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
     return async_sessionmaker(autocommit, expire_on_commit=False, autoflush=False)
