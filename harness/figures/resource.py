@@ -192,6 +192,8 @@ SETTLE = 0.3
 # The writes' names start so: what is deleted after each server.
 WRITTEN = "bench "
 READS, WRITES = ["GET /{id}", "first list page"], ["POST", "PATCH"]
+# The statements each needs, and BEGIN and COMMIT for a write: the round-trip goal.
+NEEDED = {"GET /{id}": 1, "first list page": 2, "POST": 3, "PATCH": 4, "readiness": 1}
 
 
 @dataclass(frozen=True)
@@ -405,6 +407,8 @@ def report(
         )
     labels = [*READS, *WRITES, "readiness"]
     trip_rows = [[name, *(round_trips[name].get(label, "") for label in labels)] for name in names]
+    trip_rows.append(["goal: at most", *(NEEDED[label] for label in labels)])
+    trips_met = all(round_trips["generated"][label] <= NEEDED[label] for label in labels)
     rows = [
         [
             number,
@@ -442,6 +446,9 @@ def report(
             "PostgreSQL (a Sync, Flush or simple Query message the client sends and waits on: a cached "
             "`SELECT` and a `BEGIN` are one each), after three requests that fill the statement caches:",
             table(["server", *labels], trip_rows),
+            "Goal: a request needs no more round trips than its statements, and a write the BEGIN and "
+            "COMMIT of its transaction (a read one statement, the list two, readiness one; POST an INSERT, "
+            f"PATCH a SELECT and an UPDATE): generated, {verdict(trips_met)}.",
             table(["round", "server", "route", "req/s", "p50 / p99 ms", "server CPU µs/req", "errors"], rows),
         ]
     )
