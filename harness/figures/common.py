@@ -117,6 +117,9 @@ class Section:
     data: dict[str, Any]
 
 
+BIND_ATTEMPTS = 3
+
+
 @dataclass
 class Server:
     proc: subprocess.Popen[bytes]  # the server's main process (gunicorn's supervisor for the production server)
@@ -164,17 +167,27 @@ class Bench:
         An app of the bench's own keeps uvicorn's access line unless OWN_ACCESS_LINE says it writes its own."""
         from devtools.servers import free_port  # the service's own tooling (bench.py puts it on sys.path)
 
-        self.servers_started += 1
-        port, log = free_port(), self.work / f"{self.servers_started:02d}-{name}.log"
-        full_env = {**self.env, **env, **({"PYTHONPATH": str(path)} if path else {})}
-        if production:
-            command = production_command(self.backend)
-            full_env.update(PORT=str(port), BIND_ADDRESS="127.0.0.1")
-        else:
-            own = path is None if own_access_line is None else own_access_line
-            command = uvicorn_command(self.backend, port, app, access_log=not own)
-        with process(command, self.backend, full_env, log) as proc:
-            yield Server(proc, port, first_200(port, proc, log))
+        # A free port may be taken before the server binds it (by any connection's ephemeral
+        # port): the server then exits at start, and starts again on another.
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            self.servers_started += 1
+            port, log = free_port(), self.work / f"{self.servers_started:02d}-{name}.log"
+            full_env = {**self.env, **env, **({"PYTHONPATH": str(path)} if path else {})}
+            if production:
+                command = production_command(self.backend)
+                full_env.update(PORT=str(port), BIND_ADDRESS="127.0.0.1")
+            else:
+                own = path is None if own_access_line is None else own_access_line
+                command = uvicorn_command(self.backend, port, app, access_log=not own)
+            with process(command, self.backend, full_env, log) as proc:
+                try:
+                    started = first_200(port, proc, log)
+                except SystemExit:
+                    if attempt < BIND_ATTEMPTS and "address already in use" in tail(log):
+                        continue
+                    raise
+                yield Server(proc, port, started)
+                return
 
     def throughput(self, server: Server, path: str | Load = HEALTH) -> dict[str, float]:
         """Warm-up, then load PATH (GETs, or a Load) for SECONDS: requests per second, latency,
