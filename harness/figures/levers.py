@@ -9,16 +9,19 @@ Servers, interleaved (the order turns each round), each the service as `make api
   read) instead of ``ReadSession``;
 - no statement caches: asyncpg's and SQLAlchemy's prepared-statement caches off (as behind
   PgBouncer in transaction mode, the pool kept): every statement prepared again;
-- no access line: the service's JSON access line muted (its share of a route with a query).
+- no access line: the service's JSON access line muted (its share of a route with a query);
+- pool 5 + overflow 10: SQLAlchemy's default pool shape, as 0.5.0 had it, instead of 15 kept.
 """
 
 import statistics
 from typing import Any
 
 from figures.common import Bench, Section, table
-from figures.resource import generated_resource, tidy
+from figures.resource import generated_resource, sql, tidy
 
-LEVERS = ["pre-ping", "reads in a transaction", "no statement caches", "no access line"]
+LEVERS = ["pre-ping", "reads in a transaction", "no statement caches", "no access line", "pool 5 + overflow 10"]
+# Levers that are settings: the service itself, with these in its environment.
+SETTINGS = {"pool 5 + overflow 10": {"DATABASE_POOL_SIZE": "5", "DATABASE_MAX_OVERFLOW": "10"}}
 ROUTES = ["GET /{id}", "POST"]
 VERDICTS = """What was kept, and why:
 
@@ -37,6 +40,12 @@ VERDICTS = """What was kept, and why:
   the route only reads and its statements need no common snapshot: `GET /{id}` is one
   statement; the list's count and page may each see a write the other did not, as two pages
   of a list may. Routes that write, or whose reads must agree, keep `DbSession`.
+- **The pool keeps what it opens: new** (`DATABASE_POOL_SIZE=15`, `DATABASE_MAX_OVERFLOW=0`;
+  the ConfigMap 7 and 0). With 5 kept and 10 of overflow, a worker under steady load above 5
+  requests at once closed overflow connections as they came back (the pool's queue was
+  full until the waiting requests ran) and opened new ones for the next requests (the
+  table's last column), each a TCP and PostgreSQL start-up and its statements prepared
+  again. The most a worker opens is the same.
 - **Statement caches: kept on** (asyncpg's and SQLAlchemy's prepared statements; off only
   behind PgBouncer in transaction mode, `DATABASE_POOLER=transaction`).
 - **Session options:** `expire_on_commit=False` was already there (a response built after
@@ -104,6 +113,11 @@ def create_app() -> FastAPI:
 '''
 
 
+def sessions(database_url: str) -> int:
+    """Connections PostgreSQL has accepted to the database so far (this look-up's included)."""
+    return int(sql(database_url, "SELECT sessions FROM pg_stat_database WHERE datname = current_database()")[0])
+
+
 def figures(bench: Bench) -> Section:
     folder = bench.write_app("lever_app", LEVER_APP)
     servers = ["generated", *LEVERS]
@@ -113,20 +127,29 @@ def figures(bench: Bench) -> Section:
             turn = number % len(servers)
             measured: dict[str, dict[str, Any]] = {}
             for name in servers[turn:] + servers[:turn]:
-                if name == "generated":
-                    serving = bench.serve("levers-generated")
+                if name == "generated" or name in SETTINGS:
+                    serving = bench.serve("levers-" + name.replace(" ", "-"), **SETTINGS.get(name, {}))
                 else:
                     env = {"BENCH_LEVER": name}
                     serving = bench.serve(
                         "levers-" + name.replace(" ", "-"), "lever_app:create_app", folder, own_access_line=True, **env
                     )
                 with serving as server:
-                    measured[name] = {route: bench.throughput(server, loads[route]) for route in ROUTES}
+                    measured[name] = {}
+                    for route in ROUTES:
+                        before = sessions(bench.env["DATABASE_URL"])
+                        measured[name][route] = bench.throughput(server, loads[route])
+                        # Less the look-up's own session.
+                        opened = sessions(bench.env["DATABASE_URL"]) - before - 1
+                        measured[name][route]["connections_per_1000"] = round(
+                            opened / max(measured[name][route]["requests"], 1) * 1000, 1
+                        )
                 tidy(bench.env["DATABASE_URL"])
                 for route, result in measured[name].items():
                     print(
                         f"round {number + 1}, levers, {name}, {route}: {result['rps']:.0f} req/s, "
-                        f"{result['cpu_us_per_request']} CPU µs/req, {result['errors']} errors"
+                        f"{result['cpu_us_per_request']} CPU µs/req, {result['connections_per_1000']} new "
+                        f"connections per 1000 requests, {result['errors']} errors"
                     )
             rounds.append({name: measured[name] for name in servers})
     gains: dict[str, dict[str, float]] = {}
@@ -146,6 +169,7 @@ def figures(bench: Bench) -> Section:
                     f"**{statistics.median(rps):.2f}**",
                     ", ".join(f"{ratio:.2f}" for ratio in rps),
                     f"{statistics.median(cpu):+.0f}",
+                    f"{statistics.median(r[lever][route]['connections_per_1000'] for r in rounds):.1f}",
                 ]
             )
     markdown = "\n\n".join(
@@ -159,11 +183,24 @@ def figures(bench: Bench) -> Section:
             "`ReadSession` (the read alone, autocommit);\n"
             "- **no statement caches**: asyncpg's and SQLAlchemy's prepared-statement caches off, the pool "
             "kept (what `DATABASE_POOLER=transaction` turns off besides the pool): every statement prepared anew;\n"
-            "- **no access line**: the service's JSON access line muted: its share of a route with a query.",
+            "- **no access line**: the service's JSON access line muted: its share of a route with a query;\n"
+            "- **pool 5 + overflow 10**: SQLAlchemy's default pool shape (`DATABASE_POOL_SIZE=5`, "
+            "`DATABASE_MAX_OVERFLOW=10`, as in 0.5.0) instead of 15 connections kept, the same most.",
             f"{bench.rounds} round(s), interleaved; the ratio is generated's requests per second over the "
             "variant's in the same round (above 1: the choice the service makes is the faster), the last "
-            "column the server CPU µs per request the variant spends more (median of the rounds).",
-            table(["choice undone", "route", "req/s ratio (median)", "per round", "CPU µs/req more"], rows),
+            "column but one the server CPU µs per request the variant spends more, the last the PostgreSQL "
+            "connections the variant opened per 1000 requests (`pg_stat_database.sessions`, warm-up "
+            "included; medians of the rounds).",
+            table(
+                ["choice undone", "route", "req/s ratio (median)", "per round", "CPU µs/req more", "new connections"],
+                rows,
+            ),
+            "generated opened "
+            + ", ".join(
+                f"{statistics.median(r['generated'][route]['connections_per_1000'] for r in rounds):.1f} on `{route}`"
+                for route in ROUTES
+            )
+            + " new PostgreSQL connections per 1000 requests (warm-up included).",
             VERDICTS,
         ]
     )
