@@ -54,7 +54,7 @@ VERDICTS = """What was kept, and why:
   SELECT a `select()` would send; neither was worth a variant.
 - **The access line: kept, unchanged.** It is python-json-logger's orjson formatter with a
   fixed set of fields, written with `Logger.info(..., extra=...)` as uvicorn writes its own;
-  its share of a route with a query is the last row above. The request-path groups show
+  its share of a route with a query is in the "no access line" rows. The request-path groups show
   what it costs on liveness, where the rest of the gap to bare FastAPI goes.
 """
 LEVER_APP = '''"""The generated service with one choice undone (BENCH_LEVER names it), to measure what it gives."""
