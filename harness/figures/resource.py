@@ -342,9 +342,9 @@ def figures(bench: Bench) -> Section:
             print(f"round trips, {contender.name}: {round_trips[contender.name]}")
         rounds = measure(bench, servers, loads)
         apps = {c.name: (c.app, c.folder) for c in servers if c.bench is bench}
-        found = profile.profiles(bench, loads["GET /{id}"].paths[0], apps)
+        found = {label: profile.profiles(bench, loads[label].paths[0], apps) for label in READS}
     section = report(bench, servers, previous_label, round_trips, rounds)
-    section.markdown += "\n\n" + profile.markdown(found, "GET /{id}")
+    section.markdown += "".join("\n\n" + profile.markdown(by_app, label) for label, by_app in found.items())
     section.data["profile"] = found
     return section
 
