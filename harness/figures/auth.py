@@ -12,7 +12,6 @@ interleaved over the rounds:
 - 401: no token (the refusal and its error envelope).
 """
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 from checks.support import example_values, poetry_simple_index
 
-from figures.common import Bench, Section, table
+from figures.common import Bench, Section, fastest_rounds, table
 
 TEMPLATE = Path(__file__).resolve().parents[2]
 CALLS = 10_000  # per variant and round
@@ -186,22 +185,8 @@ def figures(bench: Bench) -> Section:
         "REDIS_URL": bench.servers.redis.url,
         "PYTHONPATH": str(backend),
     }
-    done = subprocess.run(
-        [str(backend / ".venv" / "bin" / "python"), str(script), str(CALLS), str(rounds)],
-        cwd=backend,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"auth failed:\n{done.stdout}{done.stderr}")
-    results: dict[str, list[float]] = json.loads(done.stdout.strip().splitlines()[-1])
-    # The fastest round: the least disturbed by whatever else ran (as timeit advises).
-    fastest = {name: round(min(values), 1) for name, values in results.items()}
-    for name, value in fastest.items():
-        print(f"auth: {name}: fastest {value} µs of {results[name]}")
+    command = [str(backend / ".venv" / "bin" / "python"), str(script), str(CALLS), str(rounds)]
+    results, fastest = fastest_rounds("auth", command, backend, env, timeout=900)
     base = fastest["no auth"]
     rows: list[list[Any]] = [
         [name, f"{value:.1f}", "" if name == "no auth" else f"{value - base:+.1f}"] for name, value in fastest.items()

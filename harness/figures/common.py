@@ -6,6 +6,7 @@ goes, and returns its part of BENCHMARKS.md and of benchmarks/latest.json.
 """
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -205,3 +206,16 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def fastest_rounds(label: str, command: list[str], cwd: Path, env: dict[str, str], timeout: float) -> tuple[Any, Any]:
+    """Runs an in-process timing script whose last line is {name: [µs per round]}; returns the
+    rounds and the fastest of each, the round least disturbed by whatever else ran (as timeit advises)."""
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{label} failed:\n{done.stdout}{done.stderr}")
+    results: dict[str, list[float]] = json.loads(done.stdout.strip().splitlines()[-1])
+    fastest = {name: round(min(values), 1) for name, values in results.items()}
+    for name, value in fastest.items():
+        print(f"{label}: {name}: fastest {value} µs of {results[name]}")
+    return results, fastest

@@ -6,13 +6,11 @@ request-path group add to. Variants go from bare FastAPI, a step at a time, to t
 skeleton, interleaved over the rounds, in a process of the service's own Python.
 """
 
-import json
 import os
-import subprocess
 import sys
 from typing import Any
 
-from figures.common import Bench, Section, table
+from figures.common import Bench, Section, fastest_rounds, table
 from figures.request_path import BARE_APP, FULL_STACK_APP
 
 CALLS = 20_000  # per variant and round
@@ -130,22 +128,9 @@ def figures(bench: Bench) -> Section:
     script.write_text(SCRIPT)
     apps = [bench.write_app("bare_app", BARE_APP), bench.write_app("full_stack_app", FULL_STACK_APP)]
     rounds = max(bench.rounds, 7)
-    done = subprocess.run(
-        [sys.executable, str(script), str(CALLS), str(rounds)],  # the service's Python, as bench.py's
-        cwd=bench.backend,
-        env={**bench.env, "PYTHONPATH": os.pathsep.join(map(str, [bench.backend, *apps]))},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"request_cost failed:\n{done.stdout}{done.stderr}")
-    results: dict[str, list[float]] = json.loads(done.stdout.strip().splitlines()[-1])
-    # The fastest round: the least disturbed by whatever else ran (as timeit advises).
-    fastest = {name: round(min(values), 1) for name, values in results.items()}
-    for name, value in fastest.items():
-        print(f"request cost: {name}: fastest {value} µs of {results[name]}")
+    command = [sys.executable, str(script), str(CALLS), str(rounds)]  # the service's Python, as bench.py's
+    env = {**bench.env, "PYTHONPATH": os.pathsep.join(map(str, [bench.backend, *apps]))}
+    results, fastest = fastest_rounds("request cost", command, bench.backend, env, timeout=600)
 
     rows: list[list[Any]] = [["bare FastAPI", "", f"{fastest['bare']:.1f}", "", ""]]
     rows += [
