@@ -18,6 +18,7 @@ check fails, the last lines of every service process in use are shown under it.
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,20 @@ def _servers_up(pytestconfig: pytest.Config) -> None:
     # A check that failed with PostgreSQL or Redis stopped must not fail the next ones.
     for server in pytestconfig.stash[SERVERS]:
         server.start()  # does nothing when it runs
+
+
+@pytest.fixture(scope="module")
+def database_url() -> Iterator[str]:
+    """A throwaway PostgreSQL of a module's own, from the service's dev tooling, as `make dev` starts it."""
+    from devtools.servers import PostgresServer
+
+    with tempfile.TemporaryDirectory(prefix="service-check-") as base:
+        server = PostgresServer(Path(base))
+        server.start()
+        try:
+            yield server.url
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -128,6 +129,13 @@ def proc_stat(pid: int) -> list[str] | None:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS in /proc/{pid}/status")
 
 
 def process_tree(root: int) -> list[int]:
@@ -322,3 +330,60 @@ def poetry_simple_index(backend: Path, poetry: str = "poetry") -> bool:
     for command in (["source", "add", "--priority=primary", "pypi-simple", "https://pypi.org/simple/"], ["lock"]):
         subprocess.run([poetry, *command], cwd=backend, capture_output=True, check=True)
     return True
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
+    return done.stdout
+
+
+GIT_IDENTITY = ("-c", "user.name=Service Check", "-c", "user.email=service-check@example.com")
+
+
+def commit(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, *GIT_IDENTITY, "commit", "-q", "--no-verify", "-m", message)
+
+
+@contextmanager
+def committed(service_dir: Path) -> Iterator[Path]:
+    """The service with everything committed (a repository of its own if it has none); afterwards,
+    back as it was. It must have no uncommitted changes."""
+    created = not (service_dir / ".git").exists()
+    if created:
+        git(service_dir, "init", "-q")
+    elif git(service_dir, "status", "--porcelain"):
+        raise AssertionError(f"{service_dir} has uncommitted changes: these checks need a clean service")
+    git(service_dir, "add", "-A")
+    git(service_dir, *GIT_IDENTITY, "commit", "-q", "--allow-empty", "--no-verify", "-m", "before the checks")
+    base = git(service_dir, "rev-parse", "HEAD").strip()
+    try:
+        yield service_dir
+    finally:
+        git(service_dir, "reset", "-q", "--hard", base)
+        git(service_dir, "clean", "-fdq")
+        if created:
+            shutil.rmtree(service_dir / ".git")
+
+
+def schemathesis_run(
+    schemathesis: Path, base: str, workdir: Path, examples: int, seconds: int
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """schemathesis 4 on BASE's /openapi.json, every check and phase: its exit and its JSON report."""
+    report = workdir / "schemathesis.json"
+    command = [str(schemathesis), "run", f"{base}/openapi.json", "--checks=all", f"--max-examples={examples}"]
+    # --max-time: fuzzing repeats until it is spent; no example database left behind.
+    command += [f"--max-time={seconds}", "--generation-database=none", "--no-color"]
+    command += ["--report=json", f"--report-json-path={report}"]
+    done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=seconds + 240, check=False)
+    return done, json.loads(report.read_text()) if report.exists() else {}
+
+
+def schemathesis_summary(summary: dict[str, Any]) -> str:
+    cases, operations = summary.get("test_cases", {}), summary.get("operations", {})
+    phases = ", ".join(f"{name} {phase['status']}" for name, phase in summary.get("phases", {}).items())
+    return (
+        f"schemathesis {summary.get('schemathesis_version')}: {cases.get('generated')} cases, "
+        f"{operations.get('tested')} operations, phases: {phases}"
+    )

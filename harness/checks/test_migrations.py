@@ -12,7 +12,6 @@ the end of the `generated` sessions.
 
 import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,20 +33,6 @@ class Widget(UUIDPrimaryKeyMixin, TimestampMixin, Base):
 '''
 # The same model with one more column, and no migration for it.
 DRIFTED = MODEL + "    size: Mapped[int]\n"
-
-
-@pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
-    """A throwaway PostgreSQL from the service's own dev tooling, as `make dev` starts it."""
-    from devtools.servers import PostgresServer
-
-    with tempfile.TemporaryDirectory(prefix="migrations-check-") as base:
-        server = PostgresServer(Path(base))
-        server.start()
-        try:
-            yield server.url
-        finally:
-            server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ back as it was afterwards. Checks depend on the ones before them: run the module
 import http.client
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Servers, completed, env_from_example, run, table_names
+from support import Servers, commit, committed, completed, env_from_example, git, run, table_names
 
 EXAMPLE = [
     "NAME=agent",
@@ -49,34 +48,11 @@ FIRST_TRY = (
 )
 
 
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def repo(service_dir: Path) -> Iterator[Path]:
     """The service with everything committed; afterwards, back as it was."""
-    created = not (service_dir / ".git").exists()
-    if created:
-        git(service_dir, "init", "-q")
-    elif git(service_dir, "status", "--porcelain"):
-        pytest.fail(f"{service_dir} has uncommitted changes: these checks need a clean service", pytrace=False)
-    identity = ["-c", "user.name=Resource Check", "-c", "user.email=resource-check@example.com"]
-    git(service_dir, "add", "-A")
-    git(service_dir, *identity, "commit", "-q", "--allow-empty", "--no-verify", "-m", "before make resource")
-    base = git(service_dir, "rev-parse", "HEAD").strip()
-    yield service_dir
-    git(service_dir, "reset", "-q", "--hard", base)
-    git(service_dir, "clean", "-fdq")
-    if created:
-        shutil.rmtree(service_dir / ".git")
-
-
-def commit(repo: Path, message: str) -> None:
-    git(repo, "add", "-A")
-    git(repo, "-c", "user.name=Resource Check", "-c", "user.email=x@example.com", "commit", "-q", "-m", message)
+    with committed(service_dir) as repo:
+        yield repo
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +85,7 @@ def test_make_resource_writes_the_example_and_registers_it(
         "backend/app/api/v1/agents.py",
         "backend/tests/api/v1/test_agents.py",
         "backend/app/api/v1/router.py",
+        "backend/openapi.json",
         *revisions,
     }, written
     diff = git(repo, "diff", "-U0", "--", "backend/app/api/v1/router.py").splitlines()

@@ -9,10 +9,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
-from support import HEALTH, READINESS, SHUTDOWN_MESSAGES, Service, log_records, wait_for
+from support import HEALTH, READINESS, SHUTDOWN_MESSAGES, Service, log_records, rss_kib, wait_for
 
 
 @dataclass
@@ -93,13 +92,6 @@ def test_shutdown_under_load(launch: Callable[..., Service], figure: Callable[[s
     assert code == -signal.SIGTERM, f"exit status {code} after {took:.2f} s (None: still running after 15 s)"
     messages = [record.get("message") for record in log_records(service.log)]
     assert all(message in messages for message in SHUTDOWN_MESSAGES), messages[-8:]
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no VmRSS in /proc/{pid}/status")
 
 
 def test_soak(launch: Callable[..., Service], pytestconfig: pytest.Config, figure: Callable[[str], None]) -> None:

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from app.schemas.base import ErrorResponse
 
@@ -42,6 +43,15 @@ def _use_envelope_for_framework_errors(schema: dict[str, Any]) -> None:
                     responses.setdefault(status, {**response, "content": content})
     for name in _FASTAPI_422_SCHEMAS:
         components.pop(name, None)
+
+
+def operation_id(route: APIRoute) -> str:
+    """The operationId of ROUTE: its function's name (``list_agents``), unique in the app.
+
+    Generated clients name their functions after it (``listAgents``); FastAPI's default
+    also spells the path and the method, so renaming a prefix would rename the client.
+    """
+    return route.name
 
 
 def document_error_envelope(app: FastAPI) -> None:

@@ -17,6 +17,7 @@ from redis import exceptions as redis_errors
 from sqlalchemy import exc as sa_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 
 from app.exceptions.errors import (
     AppException,
@@ -26,6 +27,8 @@ from app.exceptions.errors import (
 )
 
 logger = logging.getLogger(__name__)
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 # SQLSTATEs of a write that contradicts stored data: unique, foreign key, exclusion, and
 # the delete of a row that another refers to with ON DELETE RESTRICT.
@@ -65,13 +68,28 @@ async def app_exception_handler(request: Request, exc: AppException) -> Response
     return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
 
 
+def _allowed_methods(request: Request) -> str:
+    # Starlette's 405 names the methods of the one route it found, but FastAPI adds a route
+    # per method: ask every route which methods it would take on this path.
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+    return ", ".join(allowed)
+
+
 async def http_exception_handler(request: Request, exc: StarletteHTTPException) -> Response:
     if exc.status_code in (204, 304):  # these may not carry a body
         return Response(status_code=exc.status_code, headers=exc.headers)
     message, details = exc.detail, None
     if not isinstance(message, str):
         message, details = HTTPStatus(exc.status_code).phrase, exc.detail
-    return error_response(exc.status_code, _code_for_status(exc.status_code), message, details, exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+    return error_response(exc.status_code, _code_for_status(exc.status_code), message, details, headers)
 
 
 async def validation_exception_handler(request: Request, exc: RequestValidationError) -> Response:

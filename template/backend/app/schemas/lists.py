@@ -11,15 +11,18 @@ from pydantic import BaseModel, Field, GetCoreSchemaHandler, GetJsonSchemaHandle
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
+from app.api.query import QueryInt
+
 MAX_PAGE_SIZE = 100
-# The row offset, (page - 1) * page_size, must fit PostgreSQL's bigint: a later page
-# would be a database error instead of a 422.
-MAX_PAGE = 2**63 // MAX_PAGE_SIZE
+# The row offset, (page - 1) * page_size, must fit PostgreSQL's bigint (a later page would
+# be a database error instead of a 422); JavaScript's largest safe integer does, and every
+# JSON tool reads it exactly.
+MAX_PAGE = 2**53 - 1
 
 
 class PageParams(BaseModel):
-    page: int = Field(default=1, ge=1, le=MAX_PAGE, description="1-based page number")
-    page_size: int = Field(default=20, ge=1, le=MAX_PAGE_SIZE, description="Maximum number of items per page")
+    page: QueryInt = Field(default=1, ge=1, le=MAX_PAGE, description="1-based page number")
+    page_size: QueryInt = Field(default=20, ge=1, le=MAX_PAGE_SIZE, description="Maximum number of items per page")
 
 
 class SortKeys:

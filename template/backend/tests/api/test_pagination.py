@@ -109,7 +109,18 @@ def test_the_defaults_are_the_first_page_of_20(pages_app: FastAPI) -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"page": 0}, {"page": MAX_PAGE + 1}, {"page": "x"}, {"page_size": 0}, {"page_size": MAX_PAGE_SIZE + 1}],
+    [
+        {"page": 0},
+        {"page": MAX_PAGE + 1},
+        {"page": "x"},
+        {"page_size": 0},
+        {"page_size": MAX_PAGE_SIZE + 1},
+        # Lax mode would read these as integers; OpenAPI's integer is decimal digits.
+        {"page": "2.0"},
+        {"page": " 2"},
+        {"page": "2_0"},
+        {"page_size": "+5"},
+    ],
 )
 def test_pages_out_of_range_are_a_422(params: dict[str, Any], pages_app: FastAPI) -> None:
     with TestClient(pages_app) as client:

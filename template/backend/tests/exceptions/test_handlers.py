@@ -103,6 +103,22 @@ def test_wrong_method_keeps_the_allow_header(client: TestClient) -> None:
     assert response.headers["allow"] == "GET"
 
 
+def test_the_allow_header_names_the_methods_of_every_route_on_the_path(settings: Settings) -> None:
+    app = create_app(settings)
+
+    @app.get("/things/{thing_id}")
+    async def get_thing(thing_id: int) -> int:
+        return thing_id
+
+    @app.delete("/things/{thing_id}")
+    async def delete_thing(thing_id: int) -> None: ...
+
+    with TestClient(app) as client:
+        response = client.put("/things/1")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "DELETE, GET"
+
+
 def test_http_exception_from_a_route(client: TestClient) -> None:
     response = client.get("/http-exception")
     assert response.status_code == 409
