@@ -6,7 +6,7 @@ from here, one table or function per place, so a kind reads the same in every fi
 
 from dataclasses import dataclass
 
-from devtools.resource.spec import BIGINT, Field, Resource
+from devtools.resource.spec import SAFE_INTEGER, Field, Resource
 
 # What the model's Mapped[...] and the responses hold (enum: its StrEnum class).
 PYTHON = {
@@ -44,17 +44,18 @@ MIGRATION = {
     "json": "postgresql.JSONB()",
     "enum": "sa.String(length=63)",
 }
-# The type of the field in request bodies and filters (app/schemas/fields.py refuses what the column would).
+# The type of the field in request bodies and filters (app/schemas/fields.py refuses what the column would,
+# and takes exactly the JSON that OpenAPI documents).
 REQUEST = {
     "str": "StoredStr",
     "text": "StoredStr",
     "int": "BigInt",
-    "float": "FiniteFloat",
-    "bool": "bool",
-    "date": "date",
+    "float": "StoredFloat",
+    "bool": "StoredBool",
+    "date": "StoredDate",
     "datetime": "UtcDatetime",
-    "uuid": "UUID",
-    "ref": "UUID",
+    "uuid": "StoredUUID",
+    "ref": "StoredUUID",
     "json": "JsonObject",
 }
 # A value for the body NUMBER (1, 2, 3), distinct for each number; str, int, float and enum depend on the field.
@@ -156,19 +157,19 @@ class View:
         if field.kind == "json" and field.high is not None:
             return f"Annotated[dict[str, Any], StoredJson(max_bytes={field.high})]"
         if field.kind == "int" and (field.low is not None or field.high is not None):
-            return "int"  # its bounds, in Field(...), replace BigInt's 64-bit ones
+            return "JsonInt"  # its bounds, in Field(...), replace BigInt's
         return REQUEST[field.kind]
 
     @property
     def constraints(self) -> list[str]:
-        """Field(...)'s bounds: lengths of strings, values of numbers (an int's, within 64 bits)."""
+        """Field(...)'s bounds: lengths of strings, values of numbers (an int's, within JSON's safe integers)."""
         field = self.field
         if field.kind in ("str", "text"):
             low = [f"min_length={field.low}"] if field.low is not None else []
             return low + ([f"max_length={field.high}"] if field.high is not None else [])
         if field.kind == "int" and (field.low is not None or field.high is not None):
-            least = "-(2**63)" if field.low is None else repr(field.low)
-            return [f"ge={least}", "le=2**63 - 1" if field.high is None else f"le={field.high!r}"]
+            least = "-(2**53 - 1)" if field.low is None else repr(field.low)
+            return [f"ge={least}", "le=2**53 - 1" if field.high is None else f"le={field.high!r}"]
         if field.kind == "float":
             low = [f"ge={field.low!r}"] if field.low is not None else []
             return low + ([f"le={field.high!r}"] if field.high is not None else [])
@@ -217,8 +218,11 @@ class View:
 
     @property
     def filter_parameter(self) -> str:
-        if self.request == "BigInt":  # JSON numbers only: a query value is a string, read as an int in BigInt's bounds
-            return f"{self.field.name}: Omittable[int] = Field(default=None, ge=-(2**53 - 1), le=2**53 - 1)"
+        # A query value is a string: QueryInt and QueryBool read the decimal digits or true/false in it.
+        if self.field.kind == "int":
+            return f"{self.field.name}: Omittable[QueryInt] = Field(default=None, ge=-(2**53 - 1), le=2**53 - 1)"
+        if self.field.kind == "bool":
+            return f"{self.field.name}: Omittable[QueryBool] = None"
         return f"{self.field.name}: Omittable[{self.request}] = None"
 
     # The tests.
@@ -256,8 +260,8 @@ class View:
             short = [f'"x" * {int(field.low) - 1}' if field.low > 1 else '""'] if field.low else []
             return short + ([f'"x" * {int(field.high) + 1}'] if field.high is not None else [])
         if field.kind == "int":
-            low = BIGINT[0] if field.low is None else field.low
-            high = BIGINT[1] if field.high is None else field.high
+            low = SAFE_INTEGER[0] if field.low is None else field.low
+            high = SAFE_INTEGER[1] if field.high is None else field.high
             return [int_literal(low - 1), int_literal(high + 1)]
         if field.kind == "float":
             below = [] if field.low is None else [repr(field.low - 1)]
@@ -290,8 +294,8 @@ def text_value(name: str, low: float | None, high: float | None) -> str:
 
 
 def int_literal(value: float) -> str:
-    """-(2**63) - 1 for -9223372036854775809: the 64-bit limits read as such."""
-    for limit, text in ((BIGINT[0] - 1, "-(2**63) - 1"), (BIGINT[1] + 1, "2**63")):
+    """-(2**53 - 1) - 1 for -9007199254740992: the safe integers' limits read as such."""
+    for limit, text in ((SAFE_INTEGER[0] - 1, "-(2**53 - 1) - 1"), (SAFE_INTEGER[1] + 1, "2**53")):
         if value == limit:
             return text
     return repr(value)

@@ -75,10 +75,11 @@ def check_metadata(resource: Resource) -> None:
 # Names the model and schemas import (a plain list: keep it in step with templates/). A
 # field is a class attribute there: it must not hide one.
 CLASS_BODY_NAMES = {
-    *("Annotated", "Any", "Base", "BaseSchema", "BigInt", "BigInteger", "DateTime", "Double", "Field", "FiniteFloat"),
-    *("ForeignKey", "Index", "JSONB", "JsonObject", "Mapped", "Omittable", "PageParams", "SortKeys", "StoredJson"),
-    *("StoredStr", "StrEnum", "String", "Text", "TimestampMixin", "TimestampSchema", "UUID", "UUIDPrimaryKeyMixin"),
-    *("UtcDatetime", "checked_enum", "date", "datetime", "mapped_column"),
+    *("Annotated", "Any", "Base", "BaseSchema", "BigInt", "BigInteger", "DateTime", "Double", "Field", "ForeignKey"),
+    *("Index", "JSONB", "JsonInt", "JsonObject", "Mapped", "Omittable", "PageParams", "QueryBool", "QueryInt"),
+    *("SortKeys", "StoredBool", "StoredDate", "StoredFloat", "StoredJson", "StoredStr", "StoredUUID", "StrEnum"),
+    *("String", "Text", "TimestampMixin", "TimestampSchema", "UUID", "UUIDPrimaryKeyMixin", "UtcDatetime"),
+    *("checked_enum", "date", "datetime", "mapped_column"),
 }
 # With what the routes and tests import or define: no class of the resource may take one.
 IMPORTED = CLASS_BODY_NAMES | {

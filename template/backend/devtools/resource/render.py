@@ -85,6 +85,7 @@ def context(resource: Resource, parents: dict[str, Parent], rows: list[Parent]) 
         "beyond": [view for view in views if view.beyond],
         "within": [view for view in views if view.within],
         "field_types": field_types(views),
+        "query_types": query_types(views),
         "first": resource.fields[0].name,
         "parents": parents,
         "rows": rows,
@@ -97,16 +98,17 @@ def field_types(views: list[View]) -> list[str]:
     """What the schemas import from app.schemas.fields: Omittable, and the request types of the fields."""
     names = {"Omittable"}
     for view in views:
-        kind = view.field.kind
-        if kind in ("str", "text"):
-            names.add("StoredStr")
-        elif kind == "int":
-            names.add("BigInt")
-        elif kind == "datetime":
-            names.add("UtcDatetime")
-        elif kind == "json":
+        if view.field.kind == "json":
             names.add("StoredJson" if view.field.high is not None else "JsonObject")
+        elif view.field.kind != "enum":
+            names.add(view.request)
     return sorted(names)
+
+
+def query_types(views: list[View]) -> list[str]:
+    """What the schemas import from app.api.query: the types of the int and bool filters."""
+    kinds = {view.field.kind for view in views if view.field.filter}
+    return sorted(name for kind, name in (("int", "QueryInt"), ("bool", "QueryBool")) if kind in kinds)
 
 
 def modules(resource: Resource, parents: dict[str, Parent], rows: list[Parent]) -> dict[str, str]:

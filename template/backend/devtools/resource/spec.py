@@ -42,7 +42,8 @@ MAX_IDENTIFIER = 63
 MAX_INDEXED_LENGTH = 600
 STR_LENGTH = 255  # str without a bound
 MIN_JSON_BYTES = 64  # json(N): a smaller document has no room for a real one
-BIGINT = (-(2**63), 2**63 - 1)
+# An int's bounds and default: JSON's safe integers, which every client reads exactly (the column is a bigint).
+SAFE_INTEGER = (-(2**53 - 1), 2**53 - 1)
 # Columns every resource has (UUIDPrimaryKeyMixin, TimestampMixin).
 COMMON_COLUMNS = ("id", "created_at", "updated_at")
 # Query parameters of every list: a filter with one of these names would hide it.
@@ -182,8 +183,8 @@ def check_name(variable: str, value: str) -> None:
 def number(text: str, kind: str, what: str) -> Number:
     """TEXT as KIND's number (int or float), or a Refusal that names WHAT it was for."""
     if kind == "int":
-        if not INTEGER.match(text) or not BIGINT[0] <= int(text) <= BIGINT[1]:
-            raise Refusal(f"{what}: {text!r} is not a 64-bit integer")
+        if not INTEGER.match(text) or not SAFE_INTEGER[0] <= int(text) <= SAFE_INTEGER[1]:
+            raise Refusal(f"{what}: {text!r} is not an integer within ±(2**53 - 1), what a JSON client reads exactly")
         return int(text)
     if not DECIMAL.match(text) or not math.isfinite(float(text)):
         raise Refusal(f"{what}: {text!r} is not a decimal number (0.7, -2, 10.5)")
