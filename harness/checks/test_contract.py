@@ -22,7 +22,13 @@ from pathlib import Path
 import pytest
 from support import Launcher, clean_env, committed, completed, run, schemathesis_run, schemathesis_summary
 
-FIELDS = "name:str(80) note:text? count:int at:datetime?"
+# Every kind of field, with each flag: the resource that schemathesis checks takes exactly what it documents.
+MAKER_FIELDS = "title:str(3..80):unique:sort"
+FIELDS = (
+    "name:str(80):unique:sort note:text? count:int:filter:sort size:int(1..100)=5 ratio:float(0..2)=0.5 "
+    "weight:float? enabled:bool=true:filter born:date?:filter at:datetime?:sort token:uuid?:filter "
+    "config:json={} kind:enum(small,large)=small:filter maker_id:ref(makers)?:filter"
+)
 
 # list, create and get; the 404's envelope. MISUSES each turn it into code that must not compile.
 USAGE = """\
@@ -58,6 +64,7 @@ MISUSES = {
 def gadgets(service_dir: Path) -> Iterator[Path]:
     """The service with the resource generated (and committed to nothing); afterwards, as it was."""
     with committed(service_dir) as repo:
+        run(["make", "resource", "NAME=maker", f"FIELDS={MAKER_FIELDS}"], repo, 600, clean_env())
         run(["make", "resource", "NAME=gadget", f"FIELDS={FIELDS}"], repo, 600, clean_env())
         yield repo
         for generated in ("client/node_modules", "client/src/schema.d.ts"):  # ignored by git: not reset
@@ -79,6 +86,8 @@ def test_make_resource_writes_the_contract_with_readable_operation_ids(gadgets: 
     assert operation_ids(spec) == {
         "/api/v1/health": {"get": "health"},
         "/api/v1/health/ready": {"get": "readiness"},
+        "/api/v1/makers": {"post": "create_maker", "get": "list_makers"},
+        "/api/v1/makers/{maker_id}": {"get": "get_maker", "patch": "update_maker", "delete": "delete_maker"},
         "/api/v1/gadgets": {"post": "create_gadget", "get": "list_gadgets"},
         "/api/v1/gadgets/{gadget_id}": {"get": "get_gadget", "patch": "update_gadget", "delete": "delete_gadget"},
     }
