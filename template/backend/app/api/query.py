@@ -7,7 +7,7 @@ integer or boolean: "1.0", " 1" and "1_000" as 1, "yes", "on" and "t" as true.
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 
 _INTEGER = re.compile(r"-?[0-9]+")
 _BOOLEANS = {"true": True, "false": False}
@@ -29,5 +29,7 @@ def _boolean(value: Any) -> Any:
 
 # ?page=2; not 2.0 or 2_0.
 QueryInt = Annotated[int, BeforeValidator(_integer)]
+# A bigint column's filter, within what a JSON client holds exactly (app.schemas.fields.BigInt).
+QueryBigInt = Annotated[int, Field(ge=-(2**53 - 1), le=2**53 - 1), BeforeValidator(_integer)]
 # ?enabled=true or ?enabled=false; not 1, yes or on.
 QueryBool = Annotated[bool, BeforeValidator(_boolean)]

@@ -97,8 +97,9 @@ _UUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f
 StoredStr = Annotated[StrictStr, BeforeValidator(_refuse_nul), Field(json_schema_extra={"pattern": "^[^\\u0000]*$"})]
 # bigint, within what a JSON client holds exactly.
 BigInt = Annotated[int, Field(ge=-_SAFE_INTEGER, le=_SAFE_INTEGER), BeforeValidator(_json_integer)]
-# A JSON integer with bounds of its own: ``size: JsonInt = Field(ge=1, le=100)``.
-JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+# An int with bounds of its own takes JSON integers only: ``Annotated[int, Field(ge=1, le=100), JsonInteger]``
+# (after the bounds: pydantic documents bounds given to a validated type as unknown keys).
+JsonInteger = BeforeValidator(_json_integer)
 # double precision: a JSON number (an integer too), never a string; no NaN or infinity.
 StoredFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 # boolean: true or false, never 1 or "yes".

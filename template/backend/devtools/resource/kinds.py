@@ -157,19 +157,18 @@ class View:
         if field.kind == "json" and field.high is not None:
             return f"Annotated[dict[str, Any], StoredJson(max_bytes={field.high})]"
         if field.kind == "int" and (field.low is not None or field.high is not None):
-            return "JsonInt"  # its bounds, in Field(...), replace BigInt's
+            low = "-(2**53 - 1)" if field.low is None else repr(field.low)
+            high = "2**53 - 1" if field.high is None else repr(field.high)
+            return f"Annotated[int, Field(ge={low}, le={high}), JsonInteger]"  # its bounds replace BigInt's
         return REQUEST[field.kind]
 
     @property
     def constraints(self) -> list[str]:
-        """Field(...)'s bounds: lengths of strings, values of numbers (an int's, within JSON's safe integers)."""
+        """Field(...)'s bounds: lengths of strings, values of floats (an int's are in its type, see request)."""
         field = self.field
         if field.kind in ("str", "text"):
             low = [f"min_length={field.low}"] if field.low is not None else []
             return low + ([f"max_length={field.high}"] if field.high is not None else [])
-        if field.kind == "int" and (field.low is not None or field.high is not None):
-            least = "-(2**53 - 1)" if field.low is None else repr(field.low)
-            return [f"ge={least}", "le=2**53 - 1" if field.high is None else f"le={field.high!r}"]
         if field.kind == "float":
             low = [f"ge={field.low!r}"] if field.low is not None else []
             return low + ([f"le={field.high!r}"] if field.high is not None else [])
@@ -218,9 +217,9 @@ class View:
 
     @property
     def filter_parameter(self) -> str:
-        # A query value is a string: QueryInt and QueryBool read the decimal digits or true/false in it.
+        # A query value is a string: QueryBigInt and QueryBool read the decimal digits or true/false in it.
         if self.field.kind == "int":
-            return f"{self.field.name}: Omittable[QueryInt] = Field(default=None, ge=-(2**53 - 1), le=2**53 - 1)"
+            return f"{self.field.name}: Omittable[QueryBigInt] = None"
         if self.field.kind == "bool":
             return f"{self.field.name}: Omittable[QueryBool] = None"
         return f"{self.field.name}: Omittable[{self.request}] = None"

@@ -76,7 +76,7 @@ def check_metadata(resource: Resource) -> None:
 # field is a class attribute there: it must not hide one.
 CLASS_BODY_NAMES = {
     *("Annotated", "Any", "Base", "BaseSchema", "BigInt", "BigInteger", "DateTime", "Double", "Field", "ForeignKey"),
-    *("Index", "JSONB", "JsonInt", "JsonObject", "Mapped", "Omittable", "PageParams", "QueryBool", "QueryInt"),
+    *("Index", "JSONB", "JsonInteger", "JsonObject", "Mapped", "Omittable", "PageParams", "QueryBigInt", "QueryBool"),
     *("SortKeys", "StoredBool", "StoredDate", "StoredFloat", "StoredJson", "StoredStr", "StoredUUID", "StrEnum"),
     *("String", "Text", "TimestampMixin", "TimestampSchema", "UUID", "UUIDPrimaryKeyMixin", "UtcDatetime"),
     *("checked_enum", "date", "datetime", "mapped_column"),

@@ -100,6 +100,8 @@ def field_types(views: list[View]) -> list[str]:
     for view in views:
         if view.field.kind == "json":
             names.add("StoredJson" if view.field.high is not None else "JsonObject")
+        elif view.field.kind == "int":
+            names.add("JsonInteger" if view.field.low is not None or view.field.high is not None else "BigInt")
         elif view.field.kind != "enum":
             names.add(view.request)
     return sorted(names)
@@ -108,7 +110,7 @@ def field_types(views: list[View]) -> list[str]:
 def query_types(views: list[View]) -> list[str]:
     """What the schemas import from app.api.query: the types of the int and bool filters."""
     kinds = {view.field.kind for view in views if view.field.filter}
-    return sorted(name for kind, name in (("int", "QueryInt"), ("bool", "QueryBool")) if kind in kinds)
+    return sorted(name for kind, name in (("int", "QueryBigInt"), ("bool", "QueryBool")) if kind in kinds)
 
 
 def modules(resource: Resource, parents: dict[str, Parent], rows: list[Parent]) -> dict[str, str]:
