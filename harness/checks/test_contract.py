@@ -152,7 +152,9 @@ def test_schemathesis_finds_nothing(
     service = launch("contract", DATABASE_URL=database_url)
     examples, seconds = pytestconfig.getoption("fuzz_examples"), pytestconfig.getoption("fuzz_seconds")
     try:
-        done, summary = schemathesis_run(schemathesis, service.base, tmp_path, examples, seconds)
+        # PostgreSQL stores no NUL character: one in a JSON document's text is a 422 (the generated
+        # tests check it), which the JSON Schema of a document of any shape cannot say.
+        done, summary = schemathesis_run(schemathesis, service.base, tmp_path, examples, seconds, nul=False)
     except subprocess.TimeoutExpired:
         pytest.fail(f"schemathesis did not finish within {seconds + 240} s")
     figure(f"contract: {schemathesis_summary(summary)}")

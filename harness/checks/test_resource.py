@@ -272,10 +272,6 @@ def test_schemathesis_finds_no_server_error_and_every_response_as_documented(
     report = tmp_path / "schemathesis.json"
     command = [str(schemathesis), "run", f"{service.base}/openapi.json", "--checks=all", "--max-examples=50"]
     command += ["--include-path-regex", "^/api/v1/(agents|agent-sessions)"]
-    # Starlette answers a 405 with the Allow of the first route on the path only (GET, PATCH
-    # and DELETE of /agents/{id} are three routes); and the request schemas are lax until
-    # strict validation comes ("enabled": 0 is read as false): the two checks that need otherwise.
-    command += ["--exclude-checks=allow_header_conformance,negative_data_rejection"]
     # PostgreSQL stores no NUL character: a string with one is a 422 (the generated tests check
     # it), which the JSON Schema of a JSON document cannot say.
     command += ["--generation-allow-x00=false", "--generation-database=none", "--no-color"]
