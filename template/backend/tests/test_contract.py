@@ -25,10 +25,10 @@ def test_an_operation_id_is_the_route_functions_name(settings: Settings) -> None
     app = create_app(settings)
 
     @app.get("/things/{thing_id}/parts")
-    async def list_thing_parts(thing_id: int) -> list[int]:
+    async def parts_of_thing(thing_id: int) -> list[int]:
         return [thing_id]
 
-    assert app.openapi()["paths"]["/things/{thing_id}/parts"]["get"]["operationId"] == "list_thing_parts"
+    assert app.openapi()["paths"]["/things/{thing_id}/parts"]["get"]["operationId"] == "parts_of_thing"
 
 
 def test_the_health_operations_read_as_their_names(app: FastAPI) -> None:

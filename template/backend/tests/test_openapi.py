@@ -86,7 +86,7 @@ def test_unreadable_bodies_are_documented_with_the_envelope(settings: Settings) 
         name: str
 
     @app.post("/items")
-    async def create_item(item: Item) -> Item:
+    async def echo_item(item: Item) -> Item:
         return item
 
     spec = app.openapi()

@@ -31,7 +31,7 @@ def app(settings: Settings) -> FastAPI:
     app = create_app(settings.model_copy(update={"CORS_ORIGINS": [ALLOWED_ORIGIN]}))
 
     @app.get("/users/{user_id}")
-    async def get_user(user_id: int) -> dict[str, int]:
+    async def user_not_found(user_id: int) -> dict[str, int]:
         raise NotFoundException("User not found")
 
     @app.get("/raise/{name}")
@@ -48,7 +48,7 @@ def app(settings: Settings) -> FastAPI:
         raise HTTPException(status_code=409, detail="Already exists")
 
     @app.post("/items")
-    async def create_item(item: Item) -> Item:
+    async def echo_item(item: Item) -> Item:
         return item
 
     @app.get("/crash")
@@ -107,7 +107,7 @@ def test_the_allow_header_names_the_methods_of_every_route_on_the_path(settings:
     app = create_app(settings)
 
     @app.get("/things/{thing_id}")
-    async def get_thing(thing_id: int) -> int:
+    async def thing_by_id(thing_id: int) -> int:
         return thing_id
 
     @app.delete("/things/{thing_id}")

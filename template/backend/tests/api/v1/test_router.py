@@ -26,7 +26,7 @@ def widgets_router() -> APIRouter:
     widgets = APIRouter(prefix="/widgets", tags=["widgets"])
 
     @widgets.get("/{widget_id}")
-    async def get_widget(widget_id: int) -> dict[str, int]:
+    async def widget_by_id(widget_id: int) -> dict[str, int]:
         return {"widget_id": widget_id}
 
     return widgets
