@@ -66,6 +66,18 @@ VALUES = {
     "uuid": 'f"00000000-0000-4000-8000-{number:012d}"',
     "json": '{"number": number}',
 }
+# JSON that pydantic's lax mode would read as the field's type and its documented type refuses.
+LAX = {
+    "str": ["5"],
+    "text": ["5"],
+    "int": ['"5"', "True"],
+    "float": ['"0.5"'],
+    "bool": ["1", '"true"'],
+    "date": ["0"],
+    "datetime": ["0"],
+    "uuid": ['"00000000000040008000000000000001"'],
+    "ref": ['"00000000000040008000000000000001"'],
+}
 # A query-string value that the filter's type refuses (a str filter takes any string).
 BAD_FILTER = {
     "bool": "maybe",
@@ -279,6 +291,11 @@ class View:
         if field.kind in ("int", "float"):
             return [repr(bound) for bound in (field.low, field.high) if bound is not None]
         return []
+
+    @property
+    def lax(self) -> list[str]:
+        """Values of another JSON type that the field refuses (a 422), as Python expressions."""
+        return LAX.get(self.field.kind, [])
 
     @property
     def bad_filter(self) -> str | None:

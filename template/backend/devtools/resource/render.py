@@ -47,6 +47,7 @@ def constants(resource: Resource, views: list[View]) -> list[tuple[str, str]]:
         ("ENUMS", "{" + ", ".join(f'"{v.field.name}": {v.enum_class}' for v in views if v.field.kind == "enum") + "}"),
         ("BEYOND", "[" + ", ".join(f'("{v.field.name}", {value})' for v in views for value in v.beyond) + "]"),
         ("WITHIN", "[" + ", ".join(f'("{v.field.name}", {value})' for v in views for value in v.within) + "]"),
+        ("OTHER_TYPES", "[" + ", ".join(f'("{v.field.name}", {value})' for v in views for value in v.lax) + "]"),
         ("BAD_FILTERS", repr([(v.field.name, v.bad_filter) for v in views if v.field.filter and v.bad_filter])),
     ]
     # Only the ones some test uses; the JSON value of each default.
@@ -76,6 +77,7 @@ def context(resource: Resource, parents: dict[str, Parent], rows: list[Parent]) 
         "restricted": [view for view in views if view.field.on_delete == "RESTRICT" and view.field.kind == "ref"],
         "filters": [view for view in views if view.field.filter],
         "bad_filters": [view for view in views if view.field.filter and view.bad_filter],
+        "other_types": [view for view in views if view.lax],
         "documents": [view for view in views if view.field.kind == "json"],
         "required": [view for view in views if not view.field.optional and view.field.default is None],
         "not_null": [view for view in views if not view.field.optional],
