@@ -76,9 +76,9 @@ def check_metadata(resource: Resource) -> None:
 # field is a class attribute there: it must not hide one.
 CLASS_BODY_NAMES = {
     *("Annotated", "Any", "Base", "BaseSchema", "BigInt", "BigInteger", "DateTime", "Double", "Field", "FiniteFloat"),
-    *("ForeignKey", "ForeignKeyConstraint", "Index", "JSONB", "JsonObject", "Mapped", "Omittable", "PageParams", "SortKeys", "StoredJson"),
+    *("ForeignKey", "Index", "JSONB", "JsonObject", "Mapped", "Omittable", "PageParams", "SortKeys", "StoredJson"),
     *("StoredStr", "StrEnum", "String", "Text", "TimestampMixin", "TimestampSchema", "UUID", "UUIDPrimaryKeyMixin"),
-    "UniqueConstraint",
+    *("ForeignKeyConstraint", "UniqueConstraint"),
     *("UtcDatetime", "checked_enum", "date", "datetime", "mapped_column"),
 }
 # With what the routes and tests import or define: no class of the resource may take one.
@@ -95,7 +95,7 @@ LOCALS = {
     *("second", "stored", "table", "updated", "url", "value", "values", "wanted"),
 }
 # What the files of an owned resource add to both (its model's new imports are in CLASS_BODY_NAMES).
-OWNED_IMPORTED = {"CurrentUser", "IdentityProvider"}
+OWNED_IMPORTED = {"CurrentUser", "IdentityProvider", "insert"}
 OWNED_LOCALS = {"identity_provider", "other", "owner", "rows_of", "user"}
 
 

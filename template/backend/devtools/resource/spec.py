@@ -145,12 +145,12 @@ class Resource:
         """The model's indexes besides its unique constraints: the list's order, its filters, its sorts, its refs."""
         owner: tuple[str, ...] = ("owner_id",) if self.owned else ()
         order = (*owner, "created_at", "id")
+        lists = "An owner's list is" if self.owned else "Lists are"
         found = [
             Index(
                 f"ix_{self.plural}_{'_'.join(order)}",
                 order,
-                f"Lists {'(of one owner) ' if self.owned else ''}are ordered by creation, then id: this index "
-                "serves a page without sorting the table.",
+                f"{lists} ordered by creation, then id: this index serves a page without sorting the table.",
             )
         ]
         for field in self.fields:
@@ -361,7 +361,7 @@ def parse(name: str, fields: str, plural: str = "", owned: str = "") -> Resource
             raise Refusal(f"FIELDS: {field.name!r} appears twice; name each field once")
         seen.add(field.name)
     if owned not in OWNED:
-        raise Refusal(f"OWNED={owned}: say OWNED=yes for a resource whose rows belong to their creator, or leave it out")
+        raise Refusal(f"OWNED={owned}: OWNED=yes makes a resource whose rows belong to their creator; or leave it out")
     if owned == "yes" and OWNER in seen:
         raise Refusal(f"FIELDS: {OWNER!r} is reserved: an owned resource has it, the subject of its creator's token")
     check_identifiers(resource := Resource(name, plural, tuple(parsed), owned=owned == "yes"))
