@@ -398,6 +398,36 @@ def test_schemathesis_finds_no_server_error_and_every_response_as_documented(
     )
 
 
+def test_schemathesis_on_the_owned_resources_with_a_token(
+    repo: Path,
+    backend: Path,
+    env: dict[str, str],
+    launch: Any,
+    schemathesis: Path,
+    tmp_path: Path,
+    figure: Callable[[str], None],
+) -> None:
+    """As the check before, on folders and notes with alice's token (and, for ignored_auth, without one)."""
+    if not bearer(backend):
+        pytest.skip("this render has no bearer tokens (auth=none)")
+    service = launch("owned-fuzzed")
+    report = tmp_path / "schemathesis.json"
+    command = [str(schemathesis), "run", f"{service.base}/openapi.json", "--checks=all", "--max-examples=50"]
+    command += [f"--header=Authorization: Bearer {make_token(repo, env, 'alice')}"]
+    command += ["--include-path-regex", "^/api/v1/(folders|notes)"]
+    command += ["--exclude-checks=allow_header_conformance,negative_data_rejection"]  # as in the check before
+    command += ["--generation-allow-x00=false", "--generation-database=none", "--no-color"]
+    command += ["--report=json", f"--report-json-path={report}"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
+    summary = json.loads(report.read_text()) if report.exists() else {}
+    cases, operations = summary.get("test_cases", {}), summary.get("operations", {})
+    figure(f"resource: schemathesis on owned folders and notes, with a token: {cases.get('generated')} cases")
+    assert operations.get("tested") == 10, operations
+    assert done.returncode == 0 and summary.get("failures") == [] and summary.get("errors") == [], (
+        f"exit {done.returncode}, failures {summary.get('failures')}\n{done.stdout[-6000:]}{done.stderr[-3000:]}"
+    )
+
+
 def readme_recipe(repo: Path) -> str:
     """The revision's functions of the README's recipe for a new enum value (its python block that has them)."""
     readme = (repo / "backend" / "README.md").read_text()
