@@ -7,7 +7,10 @@ resource`; each refusal leaves the tree as it was (`git status --porcelain`); th
 passes `make lint`, migrates up and down, passes `make test` with the generated tests,
 serves what the README promises over HTTP (defaults, bounds, filters and sorts, the 409s
 of references, a 503 with PostgreSQL stopped), passes schemathesis, and takes a new enum
-value by the README's recipe. The time of each `make resource` is a figure.
+value by the README's recipe. The time of each `make resource` is a figure. In a render
+with bearer tokens (auth=bearer), owned resources too (OWNED=yes: a folder, and notes in
+it with a unique slug), whose rows another user cannot see, list or change, over HTTP as
+in their generated tests; without them, OWNED=yes is refused.
 
 Runs with the rendered service's Python, at the end of the `generated` sessions. The
 service is committed to git first (a repository of its own if it has none) and put
@@ -41,6 +44,17 @@ COMPOUND = [
 ]
 # 0.5.0's forms, a PLURAL= override, and a reference that cascades.
 PLURAL = ["NAME=person", "FIELDS=name:str(80) born_on:date? agent_id:ref(agents)?:cascade", "PLURAL=people"]
+# Owned resources (auth=bearer): each user's folders, and notes that refer to a folder of
+# the same user's (and, optionally, to an agent: a public table, a plain reference).
+OWNED = [
+    ["NAME=folder", "OWNED=yes", "FIELDS=title:str(1..80):unique:sort color:enum(red,blue)=red:filter"],
+    [
+        "NAME=note",
+        "OWNED=yes",
+        "FIELDS=folder_id:ref(folders):filter:cascade agent_id:ref(agents)? body:text(1..2000) "
+        "slug:str(1..40):unique:filter pinned:bool=false:filter",
+    ],
+]
 # The command of the issue that asked for the new grammar: refused at its foreign key, with the form to use.
 FIRST_TRY = (
     "FIELDS=name:str:unique voice:enum(alloy,echo,verse) config:json temperature:float=0.7 enabled:bool=true "
@@ -59,6 +73,11 @@ def repo(service_dir: Path) -> Iterator[Path]:
 def env(backend: Path, servers: Servers) -> dict[str, str]:
     """A developer's environment: .env.example's settings, pointed at the checks' PostgreSQL and Redis."""
     return {**env_from_example(backend), "DATABASE_URL": servers.postgres.url, "REDIS_URL": servers.redis.url}
+
+
+def bearer(backend: Path) -> bool:
+    """Whether the render verifies bearer tokens (auth=bearer)."""
+    return (backend / "app" / "core" / "security.py").exists()
 
 
 def changes(repo: Path) -> set[str]:
@@ -109,6 +128,33 @@ def test_resources_that_refer_to_the_first(repo: Path, env: dict[str, str], figu
     assert 'prefix="/agent-sessions"' in (repo / "backend/app/api/v1/agent_sessions.py").read_text()
 
 
+def test_owned_resources_with_bearer_tokens(
+    repo: Path, backend: Path, env: dict[str, str], figure: Callable[[str], None]
+) -> None:
+    if not bearer(backend):
+        pytest.skip("this render has no bearer tokens (auth=none): OWNED=yes is refused, as the next check shows")
+    for arguments in OWNED:
+        output = make_resource(repo, env, arguments, figure)
+        assert "each row its creator's alone" in output, output
+        commit(repo, f"make resource {arguments[0]} OWNED=yes")
+    # A public resource cannot refer to an owned table: its rows would name other users' rows.
+    result = completed(["make", "resource", "NAME=comment", "FIELDS=note_id:ref(notes)"], repo, 600, env)
+    own = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(own) == 1 and "make this resource owned too (OWNED=yes)" in own[0]
+    assert changes(repo) == set(), "a refusal changed the service"
+
+
+def test_owned_yes_is_refused_without_bearer_tokens(repo: Path, backend: Path, env: dict[str, str]) -> None:
+    if bearer(backend):
+        pytest.skip("this render has bearer tokens (auth=bearer): the check before makes owned resources")
+    result = completed(["make", "resource", "NAME=note", "OWNED=yes", "FIELDS=body:text"], repo, 600, env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    own = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(own) == 1 and "OWNED=yes: app/api/deps.py has no CurrentUser" in own[0], result.stderr
+    assert result.stdout == ""
+    assert changes(repo) == set(), "a refusal changed the service"
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -150,18 +196,31 @@ def test_make_lint_passes_with_the_resources(repo: Path, env: dict[str, str]) ->
 
 
 def test_make_migrate_creates_the_tables_and_downgrade_removes_the_last(
-    repo: Path, env: dict[str, str], servers: Servers
+    repo: Path, backend: Path, env: dict[str, str], servers: Servers
 ) -> None:
     run(["make", "migrate"], repo, 600, env)
-    assert {"agents", "agent_sessions", "people"} <= table_names(servers.postgres.url)
+    owned = {"folders", "notes"} if bearer(backend) else set()
+    assert {"agents", "agent_sessions", "people", *owned} <= table_names(servers.postgres.url)
+    last = "notes" if owned else "people"
     run([sys.executable, "-m", "alembic", "downgrade", "-1"], repo / "backend", 600, env)
-    assert "people" not in table_names(servers.postgres.url)
+    assert last not in table_names(servers.postgres.url)
     run(["make", "migrate"], repo, 600, env)
-    assert "people" in table_names(servers.postgres.url)
+    assert last in table_names(servers.postgres.url)
 
 
-def test_make_test_passes_with_the_generated_tests(repo: Path, env: dict[str, str]) -> None:
+def test_make_test_passes_with_the_generated_tests(repo: Path, backend: Path, env: dict[str, str]) -> None:
     output = run(["make", "test", "ARGS=-v"], repo, 900, env)
+    if bearer(backend):
+        owned = [
+            "test_notes.py::test_another_users_note_is_a_404_as_an_unknown_one[DELETE] PASSED",
+            "test_notes.py::test_the_list_holds_the_callers_notes_only PASSED",
+            "test_notes.py::test_a_filter_finds_the_callers_notes_only[slug] PASSED",
+            "test_notes.py::test_a_reference_to_another_users_row_is_a_409_as_to_no_row[folder_id-PATCH] PASSED",
+            "test_notes.py::test_the_database_refuses_a_reference_to_another_users_row[folder_id] PASSED",
+            "test_folders.py::test_a_request_without_a_token_is_a_401[GET-] PASSED",
+            "test_folders.py::test_the_owner_is_the_caller_whatever_the_body_says PASSED",
+        ]
+        assert all(line in output for line in owned), output[-3000:]
     for plural, name in (("agents", "agent"), ("people", "person"), ("agent_sessions", "agent_session")):
         assert f"tests/api/v1/test_{plural}.py::test_create_{name} PASSED" in output, output[-3000:]
     expected = [
@@ -173,11 +232,15 @@ def test_make_test_passes_with_the_generated_tests(repo: Path, env: dict[str, st
     assert all(line in output for line in expected), output[-3000:]
 
 
-def call(port: int, method: str, path: str, body: Any = None) -> tuple[int, dict[str, str], Any]:
+def call(
+    port: int, method: str, path: str, body: Any = None, token: str | None = None
+) -> tuple[int, dict[str, str], Any]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         payload = None if body is None else json.dumps(body)
-        connection.request(method, path, body=payload, headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        headers.update({"Authorization": f"Bearer {token}"} if token else {})
+        connection.request(method, path, body=payload, headers=headers)
         response = connection.getresponse()
         raw = response.read()
         headers = {name.lower(): value for name, value in response.getheaders()}
@@ -265,6 +328,48 @@ def test_the_agent_example_over_http_on_real_servers(repo: Path, launch: Any, se
         servers.postgres.start()
 
 
+def make_token(repo: Path, env: dict[str, str], subject: str) -> str:
+    """`make token SUB=...`: signed with .env.example's development secret, as the launched service trusts."""
+    done = completed(["make", "--no-print-directory", "token", f"SUB={subject}"], repo, 60, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.strip()
+
+
+def test_owned_resources_over_http_on_real_servers(repo: Path, backend: Path, env: dict[str, str], launch: Any) -> None:
+    if not bearer(backend):
+        pytest.skip("this render has no bearer tokens (auth=none)")
+    port = launch("owned").port
+    alice, bob = make_token(repo, env, "alice"), make_token(repo, env, "bob")
+    folders, notes = "/api/v1/folders", "/api/v1/notes"
+    status, _, folder = call(port, "POST", folders, {"title": "Inbox", "owner_id": "bob"}, alice)
+    assert (status, folder["owner_id"]) == (201, "alice"), folder
+    status, _, note = call(port, "POST", notes, {"folder_id": folder["id"], "body": "Call back", "slug": "cb"}, alice)
+    assert status == 201, note
+    assert call(port, "POST", notes, {"folder_id": folder["id"], "body": "Again", "slug": "cb"}, alice)[0] == 409
+    # Bob: alice's rows answer as rows that do not exist; his lists are empty.
+    for url, row in ((folders, folder), (notes, note)):
+        for method, body in (("GET", None), ("PATCH", {"body": "Mine now"} if url == notes else {}), ("DELETE", None)):
+            status, _, answer = call(port, method, f"{url}/{row['id']}", body, bob)
+            assert (status, answer) == (404, call(port, method, f"{url}/{uuid.uuid4()}", body, bob)[2]), answer
+        status, _, page = call(port, "GET", url, None, bob)
+        assert (status, page["items"], page["total"]) == (200, [], 0), page
+        assert call(port, "GET", url)[0] == 401
+    # Bob's own folder with alice's title and a note with her slug; a note in her folder is a 409 as in none.
+    status, _, his = call(port, "POST", folders, {"title": "Inbox"}, bob)
+    assert status == 201, his
+    body = {"folder_id": his["id"], "body": "Hello", "slug": "cb"}
+    assert call(port, "POST", notes, body, bob)[0] == 201
+    into_hers = call(port, "POST", notes, {**body, "slug": "x", "folder_id": folder["id"]}, bob)
+    into_none = call(port, "POST", notes, {**body, "slug": "x", "folder_id": str(uuid.uuid4())}, bob)
+    assert (into_hers[0], into_hers[2]) == (409, into_none[2]), into_hers
+    # Alice still has hers alone, filters and sorts within them.
+    status, _, page = call(port, "GET", f"{notes}?slug=cb&sort=-created_at", None, alice)
+    assert (page["total"], [row["id"] for row in page["items"]]) == (1, [note["id"]]), page
+    assert call(port, "GET", f"{notes}/{note['id']}", None, alice)[2] == note
+    assert call(port, "DELETE", f"{folders}/{folder['id']}", None, alice)[0] == 204
+    assert call(port, "GET", f"{notes}/{note['id']}", None, alice)[0] == 404  # went with its folder (cascade)
+
+
 def test_schemathesis_finds_no_server_error_and_every_response_as_documented(
     repo: Path, launch: Any, schemathesis: Path, tmp_path: Path, figure: Callable[[str], None]
 ) -> None:
@@ -283,6 +388,36 @@ def test_schemathesis_finds_no_server_error_and_every_response_as_documented(
         f"resource: schemathesis {summary.get('schemathesis_version')} on agents and agent sessions: "
         f"{cases.get('generated')} cases, {operations.get('tested')} operations"
     )
+    assert operations.get("tested") == 10, operations
+    assert done.returncode == 0 and summary.get("failures") == [] and summary.get("errors") == [], (
+        f"exit {done.returncode}, failures {summary.get('failures')}\n{done.stdout[-6000:]}{done.stderr[-3000:]}"
+    )
+
+
+def test_schemathesis_on_the_owned_resources_with_a_token(
+    repo: Path,
+    backend: Path,
+    env: dict[str, str],
+    launch: Any,
+    schemathesis: Path,
+    tmp_path: Path,
+    figure: Callable[[str], None],
+) -> None:
+    """As the check before, on folders and notes with alice's token (and, for ignored_auth, without one)."""
+    if not bearer(backend):
+        pytest.skip("this render has no bearer tokens (auth=none)")
+    service = launch("owned-fuzzed")
+    report = tmp_path / "schemathesis.json"
+    command = [str(schemathesis), "run", f"{service.base}/openapi.json", "--checks=all", "--max-examples=50"]
+    command += [f"--header=Authorization: Bearer {make_token(repo, env, 'alice')}"]
+    command += ["--include-path-regex", "^/api/v1/(folders|notes)"]
+    command += ["--exclude-checks=allow_header_conformance,negative_data_rejection"]  # as in the check before
+    command += ["--generation-allow-x00=false", "--generation-database=none", "--no-color"]
+    command += ["--report=json", f"--report-json-path={report}"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
+    summary = json.loads(report.read_text()) if report.exists() else {}
+    cases, operations = summary.get("test_cases", {}), summary.get("operations", {})
+    figure(f"resource: schemathesis on owned folders and notes, with a token: {cases.get('generated')} cases")
     assert operations.get("tested") == 10, operations
     assert done.returncode == 0 and summary.get("failures") == [] and summary.get("errors") == [], (
         f"exit {done.returncode}, failures {summary.get('failures')}\n{done.stdout[-6000:]}{done.stderr[-3000:]}"

@@ -1,6 +1,7 @@
 """``make resource``: a CRUD resource (model, schemas, routes, migration, tests) in the service's style.
 
     python -m devtools.resource agent "name:str(3..80):unique voice:enum(alloy,echo)=alloy:filter" [--plural agents]
+    python -m devtools.resource note "body:text" --owned yes   # rows of their creator's (auth=bearer)
 
 Run in backend/ (``make resource NAME=... FIELDS=...`` does). ``spec.py`` reads the
 arguments; ``plan.py`` checks them against the service; ``render.py`` fills the Jinja

@@ -1,4 +1,4 @@
-"""The command line of ``make resource``: python -m devtools.resource NAME FIELDS [--plural PLURAL]."""
+"""The command line of ``make resource``: python -m devtools.resource NAME FIELDS [--plural PLURAL] [--owned yes]."""
 
 import argparse
 import sys
@@ -14,13 +14,16 @@ def main(argv: list[str] | None = None) -> int:
         "fields", nargs="?", default="", help='space-separated name:type[?][=default][:flags]: "name:str(3..80):unique"'
     )
     parser.add_argument("--plural", default="", help="the plural, where English rules get it wrong")
+    parser.add_argument(
+        "--owned", default="", help="yes: each row belongs to the caller who created it (a service with bearer auth)"
+    )
     args = parser.parse_args(argv)
     sys.path.insert(0, str(BACKEND))  # the service's app package, from any working directory
 
     from devtools.resource.spec import Refusal, UsageRefusal, parse
 
     try:
-        resource = parse(args.name, args.fields, args.plural)
+        resource = parse(args.name, args.fields, args.plural, args.owned)
         # Imported only now: a mistyped command is answered before SQLAlchemy and Alembic load.
         from devtools.resource import files
         from devtools.resource.plan import ROUTER, plan
@@ -38,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         files.write(BACKEND, planned.new, ROUTER, planned.router_before, planned.router_after)
     except OSError as exc:
         return failed(exc)
-    print(f"{resource.label} resource at /api/v1/{resource.path}; written in backend/:")
+    owned = ", each row its creator's alone" if resource.owned else ""
+    print(f"{resource.label} resource at /api/v1/{resource.path}{owned}; written in backend/:")
     for path in planned.new:
         print(f"  {path}")
     print(f"  {ROUTER} (registers {resource.plural}.router)")

@@ -1,5 +1,6 @@
 """Formatting with the service's own ruff, and writing every file or none."""
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,10 @@ def formatted(backend: Path, sources: Mapping[Path, str]) -> dict[Path, str]:
         for relative, source in sources.items():
             (root / relative).parent.mkdir(parents=True, exist_ok=True)
             (root / relative).write_text(source, encoding="utf-8")
+        for relative in imported_modules(backend, sources) - sources.keys():
+            # Empty: ruff sorts `from tests.x import ...` as the service's own when it finds tests/x.py.
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            (root / relative).touch()
         paths = [str(relative) for relative in sources]
         for step in STEPS:
             command = [sys.executable, "-m", "ruff", *step, "--quiet", "--no-cache", *paths]
@@ -40,6 +45,22 @@ def formatted(backend: Path, sources: Mapping[Path, str]) -> dict[Path, str]:
                 problems = " ".join((done.stdout + done.stderr).split())[:300]
                 raise Refusal(f"ruff refuses the generated files: {problems}")
         return {relative: (root / relative).read_text(encoding="utf-8") for relative in sources}
+
+
+def imported_modules(backend: Path, sources: Mapping[Path, str]) -> set[Path]:
+    """The service's modules (backend-relative .py files) that SOURCES import from."""
+    found: set[Path] = set()
+    for source in sources.values():
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue  # ruff says what is wrong with it
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                relative = Path(*node.module.split(".")).with_suffix(".py")
+                if (backend / relative).is_file():
+                    found.add(relative)
+    return found
 
 
 def write(backend: Path, new: Mapping[Path, str], changed: Path, before: str, after: str) -> None:

@@ -127,9 +127,10 @@ class View:
             arguments.append(f'checked_enum({self.enum_class}, "{field.name}")')
         elif field.kind in COLUMN:
             arguments.append(COLUMN[field.kind].format(high=field.high))
-        if field.kind == "ref":
+        # An owned resource's: constraints of the table, with owner_id (model.py.j2).
+        if field.kind == "ref" and field.name not in self.resource.scoped:
             arguments.append(f'ForeignKey("{field.target}.id", ondelete="{field.on_delete}")')
-        if field.unique:
+        if field.unique and not self.resource.owned:
             arguments.append("unique=True")
         if field.default is not None:
             arguments.append(f"server_default={self.server_default}")

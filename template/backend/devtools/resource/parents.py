@@ -3,16 +3,18 @@
 A ref must name a table of app/models with a UUID ``id`` and a model class. The tests
 need a row to refer to: ``add_<model>(session)`` inserts one with a value for every
 column that has no default and may not be null, worked out from the columns as they
-are now (and, for a column that refers further, a row of that table first).
+are now (and, for a column that refers further, a row of that table first). A row of an
+owned table (see ``owned``) belongs to the owner its helper is given:
+``add_<model>(session, owner)``.
 """
 
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Table
+from sqlalchemy import Column, Table, UniqueConstraint
 from sqlalchemy import types as sa
 
-from devtools.resource.spec import Refusal, Resource
+from devtools.resource.spec import OWNER, Refusal, Resource
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,8 @@ class Parent:
     module: str  # where it is: app.models.agent
     values: tuple[tuple[str, str], ...]  # (attribute, Python expression) for a new row
     imports: tuple[str, ...]  # what the expressions need, besides uuid and the helpers
+    owned: bool = False  # its rows belong to an owner (see owned())
+    needs_owner: bool = False  # its helper takes the owner: its rows, or rows it refers to, have one
 
     @property
     def helper(self) -> str:
@@ -30,12 +34,24 @@ class Parent:
         return f"add_{snake}"
 
 
+def owned(table: Table) -> bool:
+    """Whether TABLE's rows each belong to an owner, as `make resource OWNED=yes` writes it: an owner_id
+    column, and a unique constraint on (id, owner_id) that other owned tables' foreign keys refer to."""
+    return OWNER in table.c and any(
+        isinstance(constraint, UniqueConstraint) and {column.name for column in constraint.columns} == {"id", OWNER}
+        for constraint in table.constraints
+    )
+
+
 def value(column: Column[Any], table: str, rows: dict[str, Parent], path: tuple[str, ...]) -> tuple[str, str]:
     """A Python expression for COLUMN of a new row (an awaited add_... for a column that refers further),
     and the import it needs ("" for none)."""
+    if column.name == OWNER and isinstance(column.table, Table) and owned(column.table):
+        return "owner", ""  # the helper's argument (its foreign keys are the other columns')
     if column.foreign_keys:
         (key,) = column.foreign_keys
-        return f"await {add(key.column.table.name, rows, (*path, table)).helper}(session)", ""
+        parent = add(key.column.table.name, rows, (*path, table))
+        return f"await {parent.helper}(session{', owner' if parent.needs_owner else ''})", ""
     type_ = column.type
     if isinstance(type_, sa.DateTime):
         moment = "datetime(2024, 1, 1, 12, tzinfo=UTC)" if type_.timezone else "datetime(2024, 1, 1, 12)"
@@ -92,7 +108,13 @@ def add(table_name: str, rows: dict[str, Parent], path: tuple[str, ...] = ()) ->
     worked_out = {mapper.get_property_by_column(column).key: value(column, table_name, rows, path) for column in needed}
     values = tuple((attribute, code) for attribute, (code, _) in worked_out.items())
     imports = tuple(sorted({line for _, line in worked_out.values() if line}))
-    rows[table_name] = Parent(table_name, mapper.class_.__name__, mapper.class_.__module__, values, imports)
+    # Rows it refers to were made first: whether their helpers take the owner is known.
+    needs_owner = owned(table) or any(
+        rows[key.column.table.name].needs_owner for column in needed for key in column.foreign_keys
+    )
+    rows[table_name] = Parent(
+        table_name, mapper.class_.__name__, mapper.class_.__module__, values, imports, owned(table), needs_owner
+    )
     return rows[table_name]
 
 

@@ -1,12 +1,12 @@
 """Every file of a resource worked out, and every check made, before anything is written."""
 
 import builtins
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from devtools.resource import files, migration, registration, render
 from devtools.resource.parents import Parent, parents
-from devtools.resource.spec import Refusal, Resource
+from devtools.resource.spec import Refusal, Resource, check_identifiers
 
 ROUTER = Path("app/api/v1/router.py")
 # Names of the service's layout: a resource named so would be confused with it.
@@ -79,7 +79,7 @@ CLASS_BODY_NAMES = {
     *("Index", "JSONB", "JsonInteger", "JsonObject", "Mapped", "Omittable", "PageParams", "QueryBigInt", "QueryBool"),
     *("SortKeys", "StoredBool", "StoredDate", "StoredFloat", "StoredJson", "StoredStr", "StoredUUID", "StrEnum"),
     *("String", "Text", "TimestampMixin", "TimestampSchema", "UUID", "UUIDPrimaryKeyMixin", "UtcDatetime"),
-    *("checked_enum", "date", "datetime", "mapped_column"),
+    *("ForeignKeyConstraint", "UniqueConstraint", "checked_enum", "date", "datetime", "mapped_column"),
 }
 # With what the routes and tests import or define: no class of the resource may take one.
 IMPORTED = CLASS_BODY_NAMES | {
@@ -94,6 +94,9 @@ LOCALS = {
     *("message", "method", "new", "number", "page", "query", "params", "request", "response", "row", "rows"),
     *("second", "stored", "table", "updated", "url", "value", "values", "wanted"),
 }
+# What the files of an owned resource add to both (its model's new imports are in CLASS_BODY_NAMES).
+OWNED_IMPORTED = {"CurrentUser", "IdentityProvider", "insert"}
+OWNED_LOCALS = {"identity_provider", "other", "owner", "rows_of", "user"}
 
 
 def check_names(resource: Resource, parents: dict[str, Parent]) -> None:
@@ -101,19 +104,21 @@ def check_names(resource: Resource, parents: dict[str, Parent]) -> None:
     from app.db import Base
     from app.schemas.base import BaseSchema
 
-    if resource.name in LOCALS or resource.name in IMPORTED or resource.name in dir(builtins):
+    imported = IMPORTED | (OWNED_IMPORTED if resource.owned else set())
+    local = LOCALS | (OWNED_LOCALS if resource.owned else set())
+    if resource.name in local or resource.name in imported or resource.name in dir(builtins):
         raise Refusal(
             f"NAME={resource.name}: the generated code uses {resource.name} for something else; choose another"
         )
     classes = [resource.model + suffix for suffix in ("", "Create", "Update", "Read", "ListParams")]
-    if clash := [name for name in classes if name in IMPORTED]:
+    if clash := [name for name in classes if name in imported]:
         raise Refusal(f"NAME={resource.name}: the generated code would use {clash[0]} for two things; choose another")
     for parent in parents.values():
-        if parent.model in IMPORTED or parent.model in classes:
+        if parent.model in imported or parent.model in classes:
             raise Refusal(f"ref({parent.table}): its model's name, {parent.model}, is one the generated code uses")
     for field in resource.fields:
         enum = resource.enum_class(field)
-        if field.kind == "enum" and (enum in IMPORTED or enum in classes):
+        if field.kind == "enum" and (enum in imported or enum in classes):
             raise Refusal(f"FIELDS: {field.name!r}: its enum would be {enum}, a name the generated code uses already")
         if field.name in CLASS_BODY_NAMES:
             raise Refusal(f"FIELDS: {field.name!r} is a name the model or schemas import; choose another field name")
@@ -123,10 +128,40 @@ def check_names(resource: Resource, parents: dict[str, Parent]) -> None:
             raise Refusal(f"FIELDS: {field.name!r} is an attribute of pydantic's models; choose another field name")
 
 
+def check_caller() -> None:
+    """An owned resource needs the caller: CurrentUser, which a service with bearer tokens has in app.api.deps."""
+    try:
+        from app.api import deps
+    except Exception as exc:  # any error of the team's code, in one line
+        raise Refusal(f"app.api.deps does not import ({type(exc).__name__}: {exc}); fix it first") from None
+    if not hasattr(deps, "CurrentUser"):
+        raise Refusal(
+            "OWNED=yes: app/api/deps.py has no CurrentUser, so the routes cannot know their caller; this service "
+            "verifies no tokens (`copier update --data auth=bearer` adds them)"
+        )
+
+
+def scoped(resource: Resource, referred: dict[str, Parent]) -> Resource:
+    """RESOURCE with its refs to owned tables marked: of an owned resource, to the same owner's rows only."""
+    owned = tuple(field.name for field in resource.fields if field.target and referred[field.target].owned)
+    if owned and not resource.owned:
+        field = next(field for field in resource.fields if field.name == owned[0])
+        raise Refusal(
+            f"FIELDS: {field.name!r}: ref({field.target}) names an owned table, whose rows only their owner may "
+            "see; make this resource owned too (OWNED=yes)"
+        )
+    resource = replace(resource, scoped=owned)
+    check_identifiers(resource)
+    return resource
+
+
 def plan(backend: Path, resource: Resource) -> Plan:
+    if resource.owned:
+        check_caller()
     check_tree(backend, resource)
     check_metadata(resource)
     referred, rows = parents(resource)
+    resource = scoped(resource, referred)
     check_names(resource, referred)
     sources = render.modules(resource, referred, rows)
     router_before = (backend / ROUTER).read_text(encoding="utf-8")

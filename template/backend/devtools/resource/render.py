@@ -42,6 +42,7 @@ def constants(resource: Resource, views: list[View]) -> list[tuple[str, str]]:
         ("UNIQUE", names([v for v in views if v.field.unique])),
         ("DOCUMENTS", names([v for v in views if v.field.kind == "json"])),
         ("REFERENCES", names([v for v in views if v.field.kind == "ref"])),
+        ("OWNED_REFERENCES", names([v for v in views if v.field.name in resource.scoped])),
         ("FILTERS", names([v for v in views if v.field.filter])),
         ("SORTS", repr(resource.sorts)),
         ("ENUMS", "{" + ", ".join(f'"{v.field.name}": {v.enum_class}' for v in views if v.field.kind == "enum") + "}"),
@@ -74,6 +75,10 @@ def context(resource: Resource, parents: dict[str, Parent], rows: list[Parent]) 
         "kinds": {field.kind for field in resource.fields},
         "enums": [view for view in views if view.field.kind == "enum"],
         "refs": [view for view in views if view.field.kind == "ref"],
+        # OWNED=yes: owner_id from the caller; refs to owned tables name the same owner's rows.
+        "owned": resource.owned,
+        "scoped": [view for view in views if view.field.name in resource.scoped],
+        "plain_refs": [view for view in views if view.field.kind == "ref" and view.field.name not in resource.scoped],
         "restricted": [view for view in views if view.field.on_delete == "RESTRICT" and view.field.kind == "ref"],
         "filters": [view for view in views if view.field.filter],
         "bad_filters": [view for view in views if view.field.filter and view.bad_filter],

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 USAGE = (
     'usage: make resource NAME=agent FIELDS="name:str(3..80):unique voice:enum(alloy,echo)=alloy:filter '
-    'enabled:bool=true:filter" [PLURAL=agents]  (the grammar: backend/README.md, "Add a resource")'
+    'enabled:bool=true:filter" [PLURAL=agents] [OWNED=yes]  (the grammar: backend/README.md, "Add a resource")'
 )
 TYPES = (
     "str, str(N), str(M..N), text, text(M..N), int, int(M..N), float, float(M..N), bool, date, datetime, uuid, "
@@ -52,6 +52,9 @@ LIST_PARAMETERS = ("page", "page_size", "sort")
 FILTERABLE = ("bool", "enum", "ref", "uuid", "int", "str", "date")
 SORTABLE = ("str", "int", "float", "bool", "date", "datetime", "enum")
 NO_DEFAULT = ("date", "datetime", "uuid", "ref")
+# OWNED= : "yes" for an owned resource; "" (left out) or "no" for a public one.
+OWNED = ("", "no", "yes")
+OWNER = "owner_id"  # an owned resource's column: its creator's token's subject
 KINDS = ("str", "text", "int", "float", "bool", "date", "datetime", "uuid", "json", "enum", "ref")
 
 
@@ -105,6 +108,9 @@ class Resource:
     name: str  # snake_case singular: agent_session
     plural: str  # snake_case plural: agent_sessions (the table, the routes module)
     fields: tuple[Field, ...]
+    owned: bool = False  # OWNED=yes: each row belongs to the caller who created it (owner_id)
+    # An owned resource's refs to owned tables (field names): a row of the same owner only.
+    scoped: tuple[str, ...] = ()
 
     @property
     def model(self) -> str:
@@ -128,25 +134,36 @@ class Resource:
         """The keys of ?sort=: created_at, then the fields marked :sort."""
         return ("created_at", *(field.name for field in self.fields if field.sort))
 
+    def per_owner(self, field: Field) -> bool:
+        """Whether FIELD's index starts with owner_id: every list of an owned resource is one owner's rows.
+
+        Not a ref to a public table: PostgreSQL's check of its foreign key looks rows up by it alone.
+        """
+        return self.owned and (field.kind != "ref" or field.name in self.scoped)
+
     @property
     def indexes(self) -> tuple[Index, ...]:
         """The model's indexes besides its unique constraints: the list's order, its filters, its sorts, its refs."""
+        owner: tuple[str, ...] = ("owner_id",) if self.owned else ()
+        order = (*owner, "created_at", "id")
+        lists = "An owner's list is" if self.owned else "Lists are"
         found = [
             Index(
-                f"ix_{self.plural}_created_at_id",
-                ("created_at", "id"),
-                "Lists are ordered by creation, then id: this index serves a page without sorting the table.",
+                f"ix_{self.plural}_{'_'.join(order)}",
+                order,
+                f"{lists} ordered by creation, then id: this index serves a page without sorting the table.",
             )
         ]
         for field in self.fields:
+            owner = ("owner_id",) if self.per_owner(field) else ()
             if field.indexed:
                 why = f"?{field.name}= in the list's order" if field.filter else "the rows that refer to one"
                 if field.kind == "ref":
                     why += f" (and the check that a row of {field.target} deleted leaves none behind)"
-                columns: tuple[str, ...] = (field.name, "created_at", "id")
+                columns: tuple[str, ...] = (*owner, field.name, "created_at", "id")
                 found.append(Index(f"ix_{self.plural}_{'_'.join(columns)}", columns, why))
             if field.sort and not field.unique:
-                columns = (field.name, "id")
+                columns = (*owner, field.name, "id")
                 found.append(Index(f"ix_{self.plural}_{'_'.join(columns)}", columns, f"?sort={field.name}"))
         return tuple(found)
 
@@ -154,6 +171,7 @@ class Resource:
     def identifiers(self) -> tuple[str, ...]:
         """Every name the table's migration gives PostgreSQL: indexes and constraints."""
         names = [f"pk_{self.plural}", *(index.name for index in self.indexes)]
+        names += [f"uq_{self.plural}_id_owner_id"] if self.owned else []
         for field in self.fields:
             names += [f"uq_{self.plural}_{field.name}"] if field.unique else []
             names += [f"ck_{self.plural}_{field.name}"] if field.kind == "enum" else []
@@ -328,8 +346,8 @@ def parse_field(token: str) -> Field:
     return field
 
 
-def parse(name: str, fields: str, plural: str = "") -> Resource:
-    """The resource NAME with FIELDS (space-separated), or a Refusal."""
+def parse(name: str, fields: str, plural: str = "", owned: str = "") -> Resource:
+    """The resource NAME with FIELDS (space-separated), owned by its creator if OWNED is yes; or a Refusal."""
     if not name.strip() or not fields.strip():
         raise UsageRefusal(USAGE)
     check_name("NAME", name)
@@ -343,7 +361,16 @@ def parse(name: str, fields: str, plural: str = "") -> Resource:
         if field.name in seen:
             raise Refusal(f"FIELDS: {field.name!r} appears twice; name each field once")
         seen.add(field.name)
-    resource = Resource(name, plural, tuple(parsed))
+    if owned not in OWNED:
+        raise Refusal(f"OWNED={owned}: OWNED=yes makes a resource whose rows belong to their creator; or leave it out")
+    if owned == "yes" and OWNER in seen:
+        raise Refusal(f"FIELDS: {OWNER!r} is reserved: an owned resource has it, the subject of its creator's token")
+    check_identifiers(resource := Resource(name, plural, tuple(parsed), owned=owned == "yes"))
+    return resource
+
+
+def check_identifiers(resource: Resource) -> None:
+    """Every name the migration gives PostgreSQL fits, and names one thing."""
     if too_long := [name for name in resource.identifiers if len(name) > MAX_IDENTIFIER]:
         raise Refusal(
             f"{too_long[0]} is longer than PostgreSQL's {MAX_IDENTIFIER} characters; use a shorter PLURAL"
@@ -351,4 +378,3 @@ def parse(name: str, fields: str, plural: str = "") -> Resource:
         )
     if twice := sorted({name for name in resource.identifiers if resource.identifiers.count(name) > 1}):
         raise Refusal(f"two indexes would be named {twice[0]}; rename one of the fields")
-    return resource

@@ -19,6 +19,7 @@ import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
+from app.api import deps
 from devtools.resource import render
 from devtools.resource.parents import parents
 from devtools.resource.plan import ROUTER, check_names
@@ -132,6 +133,31 @@ def test_indexes_serve_the_order_the_filters_the_sorts_and_the_refs() -> None:
         ("ix_agents_team_id_created_at_id", ("team_id", "created_at", "id")),
     ]
     assert resource.sorts == ("created_at", "name", "rank")
+
+
+def test_an_owned_resource_has_its_indexes_start_with_the_owner() -> None:
+    resource = parse("note", "title:str:unique:sort rank:int:sort pinned:bool:filter", "", "yes")
+    assert resource.owned
+    assert [(index.name, index.columns) for index in resource.indexes] == [
+        ("ix_notes_owner_id_created_at_id", ("owner_id", "created_at", "id")),
+        ("ix_notes_owner_id_rank_id", ("owner_id", "rank", "id")),  # (owner_id, title) is unique: it serves that sort
+        ("ix_notes_owner_id_pinned_created_at_id", ("owner_id", "pinned", "created_at", "id")),
+    ]
+    assert "uq_notes_id_owner_id" in resource.identifiers
+    assert not parse("note", "title:str", "", "").owned and not parse("note", "title:str", "", "no").owned
+
+
+@pytest.mark.parametrize(
+    ("fields", "owned", "message"),
+    [
+        ("title:str", "maybe", "OWNED=maybe: OWNED=yes makes a resource whose rows belong to their creator"),
+        ("owner_id:str", "yes", "FIELDS: 'owner_id' is reserved: an owned resource has it"),
+        ("title:str", "yes", "ix_abcdefghijklmnopqrstuvwxyzabcdefghijklmn_owner_id_created_at_id is longer than"),
+    ],
+)
+def test_bad_owned_arguments_are_refused(fields: str, owned: str, message: str) -> None:
+    with pytest.raises(Refusal, match=re.escape(message)):
+        parse("note", fields, "abcdefghijklmnopqrstuvwxyzabcdefghijklmn", owned)
 
 
 @pytest.mark.parametrize(
@@ -265,6 +291,13 @@ def test_names_the_generated_code_uses_for_something_else_are_refused(name: str,
         check_names(parse(name, fields), {})
 
 
+@pytest.mark.parametrize("name", ["user", "owner", "current_user", "identity_provider"])
+def test_names_an_owned_resource_uses_for_something_else_are_refused(name: str) -> None:
+    check_names(parse(name, "title:str"), {})  # a public resource may have them
+    with pytest.raises(Refusal, match=f"NAME={name}: the generated code "):
+        check_names(parse(name, "title:str", "", "yes"), {})
+
+
 def test_a_resource_called_session_takes_its_database_session_under_another_name() -> None:
     resource = parse("session", "room:str")
     check_names(resource, {})
@@ -370,4 +403,31 @@ def test_a_write_that_fails_halfway_leaves_the_service_as_it_was(backend: Path) 
     done = generate(backend, "specimen", "name:str", limit_file_size=1500)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "File too large; nothing was written" in done.stderr, done.stderr
+    assert tree(backend) == before
+
+
+@pytest.mark.skipif(not hasattr(deps, "CurrentUser"), reason="this service verifies no tokens (auth=none)")
+def test_owned_resources_refer_to_the_same_owners_rows(backend: Path) -> None:
+    done = generate(backend, *SPECIMEN, "--owned", "yes")
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    done = generate(backend, *PART, "--owned", "yes")
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    model = (backend / "app" / "models" / "specimen_part.py").read_text()
+    assert '["specimen_id", "owner_id"],\n            ["specimens.id", "specimens.owner_id"],' in model, model
+    routes = (backend / "app" / "api" / "v1" / "parts.py").read_text()
+    assert "async def get_specimen_part(specimen_part_id: UUID, session: DbSession, user: CurrentUser)" in routes
+    # A public resource cannot refer to an owned table.
+    before = tree(backend)
+    done = generate(backend, "widget", "part_id:ref(parts)")
+    assert done.returncode == 2 and "names an owned table" in done.stderr and len(done.stderr.splitlines()) == 1
+    assert tree(backend) == before
+
+
+@pytest.mark.skipif(hasattr(deps, "CurrentUser"), reason="this service verifies tokens (auth=bearer)")
+def test_owned_is_refused_without_tokens(backend: Path) -> None:
+    before = tree(backend)
+    done = generate(backend, *SPECIMEN, "--owned", "yes")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith("error: OWNED=yes: app/api/deps.py has no CurrentUser"), done.stderr
+    assert len(done.stderr.splitlines()) == 1 and done.stdout == ""
     assert tree(backend) == before
