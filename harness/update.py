@@ -260,7 +260,7 @@ NEXT_RELEASE = [
     ),
     (
         "backend/app/api/deps.py",
-        "from app.db.session import get_db_session, get_engine\n",
+        "from app.db.session import get_db_session, get_engine, get_read_session\n",
         "\n# One alias per dependency; its provider function lives beside what it provides.\n",
     ),
     (

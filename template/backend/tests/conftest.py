@@ -26,7 +26,7 @@ from sqlalchemy.pool import NullPool
 
 from app.core.config import Settings
 from app.core.logging import RequestIdFilter, json_formatter
-from app.db.session import get_db_session, unit_of_work
+from app.db.session import get_db_session, get_read_session, unit_of_work
 from app.main import create_app, lifespan
 from devtools.servers import PostgresServer, RedisServer, running_servers
 from tests import probe
@@ -187,6 +187,8 @@ async def async_client(
             yield session
 
     app.dependency_overrides[get_db_session] = session_in_test_transaction
+    # Reads see the test's uncommitted rows only in its transaction.
+    app.dependency_overrides[get_read_session] = session_in_test_transaction
     transport = httpx2.ASGITransport(app=app)
     async with lifespan(app), httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client

@@ -9,10 +9,11 @@ import logging
 from fastapi import APIRouter
 from sqlalchemy import func, select, text
 from sqlalchemy import table as sql_table
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import NullPool
 
-from app.api.deps import DbSession, RedisClient
+from app.api.deps import DbSession, ReadSession, RedisClient
 from app.exceptions import DATABASE_ERRORS, REDIS_ERRORS, BadRequestException
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,18 @@ SCRATCH_DDL = [
     "CREATE TABLE scratch.codes (code text UNIQUE DEFERRABLE INITIALLY DEFERRED, note text)",
 ]
 SCRATCH_TRUNCATE = "TRUNCATE scratch.children, scratch.keepers, scratch.parents, scratch.codes"
+
+
+class ProbeBase(DeclarativeBase):
+    """Mapped test-only tables, apart from app.db.Base: the migrations never see them."""
+
+
+class Parent(ProbeBase):
+    __tablename__ = "parents"
+    __table_args__ = ({"schema": "scratch"},)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
 
 
 async def execute(database_url: str, *statements: str) -> None:
@@ -50,6 +63,11 @@ async def committed_rows(database_url: str, table: str) -> int:
             return int((await connection.execute(count)).scalar_one())
     finally:
         await engine.dispose()
+
+
+async def same_transaction(session: AsyncSession) -> bool:
+    statement = text("SELECT pg_current_xact_id()")
+    return bool((await session.scalar(statement)) == (await session.scalar(statement)))
 
 
 def probe_router() -> APIRouter:
@@ -94,6 +112,24 @@ def probe_router() -> APIRouter:
     async def sleep(seconds: float, session: DbSession) -> dict[str, float]:
         await session.execute(text("SELECT pg_sleep(:seconds)"), {"seconds": seconds})
         return {"slept": seconds}
+
+    # Whether two statements of the session ran in one transaction (one transaction ID).
+    @router.get("/one-transaction/db-session", responses=DATABASE_ERRORS)
+    async def one_transaction_db_session(session: DbSession) -> bool:
+        return await same_transaction(session)
+
+    @router.get("/one-transaction/read-session", responses=DATABASE_ERRORS)
+    async def one_transaction_read_session(session: ReadSession) -> bool:
+        return await same_transaction(session)
+
+    @router.post("/parents/{parent_id}/on-read-session", responses=DATABASE_ERRORS)
+    async def add_parent_on_read_session(parent_id: int, session: ReadSession) -> dict[str, int]:
+        session.add(Parent(id=parent_id, name=SECRET_VALUE))
+        return {"id": parent_id}
+
+    @router.get("/parents", responses=DATABASE_ERRORS)
+    async def parents(session: ReadSession) -> list[int]:
+        return list((await session.scalars(text("SELECT id FROM scratch.parents ORDER BY id"))).all())
 
     @router.get("/both/{key}", responses={**DATABASE_ERRORS, **REDIS_ERRORS})
     async def both(key: str, session: DbSession, redis: RedisClient) -> dict[str, int | str | None]:

@@ -25,7 +25,8 @@ async def paginate(
     """The page PAGINATION asks for of QUERY's rows, each read as SCHEMA, and the number of rows.
 
     QUERY must be ordered by something unique (``created_at`` alone is not: rows written
-    by one transaction share it), or rows may move between pages.
+    by one transaction share it), or rows may move between pages. On a ``ReadSession``
+    the count and the page are two statements: a write between them shows in one only.
     """
     total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     offset = (pagination.page - 1) * pagination.page_size

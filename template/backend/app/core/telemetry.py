@@ -170,7 +170,7 @@ class Telemetry:
         self.metric_reader = PeriodicExportingMetricReader(self.metric_exporter)
         self.meter_provider.add_metric_reader(self.metric_reader)
         observe_pool(self.meter_provider.get_meter(__name__), engine, self.settings.DATABASE_MAX_OVERFLOW)
-        # A span per round trip to PostgreSQL (BEGIN, statements, COMMIT, the pool's pre-ping),
+        # A span per round trip to PostgreSQL (BEGIN, statements, COMMIT),
         # without the statements' parameters: asyncpg's instrumentation (SQLAlchemy's supports
         # only SQLAlchemy < 2.1). Process-wide, as servers run one app per process.
         self.asyncpg_instrumentor.instrument(tracer_provider=self.tracer_provider)

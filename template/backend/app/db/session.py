@@ -1,4 +1,4 @@
-"""Async engine (asyncpg), session factory and the request-scoped session dependency."""
+"""Async engine (asyncpg), session factories and the request-scoped session dependencies."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -6,9 +6,11 @@ from typing import Any
 from uuid import uuid4
 
 from fastapi import Request
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolProxiedConnection
 
 from app.core.config import Settings
 
@@ -34,18 +36,29 @@ def create_engine(settings: Settings) -> AsyncEngine:
         return create_async_engine(
             settings.DATABASE_URL, poolclass=NullPool, hide_parameters=True, connect_args=connect_args
         )
-    return create_async_engine(
+    engine = create_async_engine(
         settings.DATABASE_URL,
         pool_size=settings.DATABASE_POOL_SIZE,
         max_overflow=settings.DATABASE_MAX_OVERFLOW,
         # With every connection busy, a request waits this long, then answers 503.
         pool_timeout=settings.DATABASE_POOL_TIMEOUT,
-        # Pooled connections die with a database restart; test them on checkout.
-        pool_pre_ping=True,
         # Error messages (and so logged tracebacks) leave out the statement's values.
         hide_parameters=True,
         connect_args=connect_args,
     )
+    # Pooled connections die with a database restart: the pool replaces them on checkout.
+    event.listen(engine.sync_engine, "checkout", _replace_closed_connection)
+    return engine
+
+
+def _replace_closed_connection(
+    dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
+) -> None:
+    # asyncpg saw the server close it in the pool (a restart, a terminated backend); the pool
+    # then connects anew. No round trip, where pool_pre_ping's test costs three.
+    connection = proxy.driver_connection  # asyncpg's
+    if connection is None or connection.is_closed():
+        raise DisconnectionError("PostgreSQL closed the connection while it was in the pool")
 
 
 def _unique_statement_name() -> str:
@@ -56,6 +69,17 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     # Objects stay readable after the commit: a route's response is often built from
     # them, and reloading expired attributes would need another query.
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def create_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for routes that only read: each statement runs on its own (autocommit).
+
+    No BEGIN and COMMIT around the reads: two round trips to PostgreSQL fewer a request.
+    The statements of one session do not share a snapshot, and it never autoflushes;
+    routes that write, or whose reads must agree, take ``DbSession``.
+    """
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return async_sessionmaker(autocommit, expire_on_commit=False, autoflush=False)
 
 
 @asynccontextmanager
@@ -96,3 +120,16 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
     session_factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
     async with unit_of_work(session_factory) as session:
         yield session
+
+
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session for reads (``create_read_session_factory``): nothing to commit.
+
+    A route that adds, changes or deletes objects on it fails (a 500) instead of answering
+    as if they were saved: such a route takes ``DbSession``.
+    """
+    read_session_factory: async_sessionmaker[AsyncSession] = request.app.state.read_session_factory
+    async with read_session_factory() as session:
+        yield session
+        if session.new or session.dirty or session.deleted:
+            raise RuntimeError("Objects changed on a ReadSession are never written: write on a DbSession")

@@ -85,7 +85,7 @@ IMPORTED = CLASS_BODY_NAMES | {
     *("APIRouter", "AsyncClient", "AsyncSession", "Callable", "ConflictException", "DATABASE_ERRORS", "DbSession"),
     *("IntegrityError", "MAX_JSON_BYTES", "NOT_FOUND", "NewBody", "NotFoundException", "PaginatedResponse", "Query"),
     *("Request", "Response", "URL", "UTC", "delete", "error_responses", "order_by", "paginate", "pytest", "router"),
-    *("select", "status", "uuid"),
+    *("ReadSession", "select", "status", "uuid"),
 }
 # Local names of the routes and tests that NAME, a local name there too, would take.
 LOCALS = {

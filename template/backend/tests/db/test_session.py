@@ -84,3 +84,23 @@ async def test_unit_of_work_outside_requests(
         await failing_job()
     names = await db_session.execute(text("SELECT name FROM scratch.parents"))
     assert names.scalars().all() == ["kept"]
+
+
+def test_a_read_session_runs_each_statement_without_a_transaction_around_it(client: TestClient) -> None:
+    assert client.get("/probe/one-transaction/db-session").json() is True
+    assert client.get("/probe/one-transaction/read-session").json() is False
+
+
+def test_a_route_that_adds_an_object_on_a_read_session_fails_and_writes_nothing(
+    client: TestClient, scratch: str
+) -> None:
+    response = client.post("/probe/parents/1/on-read-session")
+    assert response.status_code == 500
+    assert asyncio.run(committed_rows(scratch, "parents")) == 0
+
+
+def test_a_read_session_sees_what_requests_committed(client: TestClient, scratch: str) -> None:
+    assert client.get("/probe/parents").json() == []
+    assert client.post("/probe/parents/1").status_code == 200
+    assert client.post("/probe/parents/2", params={"name": "second"}).status_code == 200
+    assert client.get("/probe/parents").json() == [1, 2]

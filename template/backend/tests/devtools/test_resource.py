@@ -258,6 +258,7 @@ def test_a_second_resource_refers_to_the_first_and_the_first_cannot_be_made_agai
         ("response", "name:str", "NAME=response: the generated code uses response for something else"),
         ("big", "integer:enum(a,b)", "FIELDS: 'integer': its enum would be BigInteger"),
         ("index", "name:str", "NAME=index: the generated code would use Index for two things"),
+        ("read_session", "name:str", "NAME=read_session: the generated code would use ReadSession for two things"),
     ],
 )
 def test_names_the_generated_code_uses_for_something_else_are_refused(name: str, fields: str, message: str) -> None:
@@ -269,7 +270,8 @@ def test_a_resource_called_session_takes_its_database_session_under_another_name
     resource = parse("session", "room:str")
     check_names(resource, {})
     routes = render.modules(resource, {}, [])["routes"]
-    assert "async def get_session(session_id: UUID, db_session: DbSession)" in routes
+    assert "async def get_session(session_id: UUID, db_session: ReadSession)" in routes
+    assert "async def update_session(session_id: UUID, changes: SessionUpdate, db_session: DbSession)" in routes
 
 
 def test_a_ref_names_a_table_of_the_service() -> None:

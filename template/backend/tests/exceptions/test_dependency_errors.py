@@ -174,6 +174,20 @@ def test_database_down_is_a_quick_503_and_recovers(
 
 
 @pytest.mark.parametrize("how", ["stop", "kill"])
+def test_the_first_request_after_a_database_restart_answers_200(
+    how: str, managed_client: TestClient, managed_servers: Servers
+) -> None:
+    # The pool's one connection was closed by the restart: no route may get it.
+    assert managed_client.get("/probe/sleep?seconds=0").status_code == 200
+    assert managed_servers.postgres is not None
+    getattr(managed_servers.postgres, how)()
+    managed_servers.postgres.start()
+    for path in ("/probe/sleep?seconds=0", "/probe/one-transaction/read-session"):
+        response = managed_client.get(path)
+        assert response.status_code == 200, f"{path}: {response.text}"
+
+
+@pytest.mark.parametrize("how", ["stop", "kill"])
 def test_connection_lost_mid_request_is_a_503(
     how: str, managed_client: TestClient, managed_servers: Servers, read_logs: Logs
 ) -> None:
