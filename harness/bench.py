@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 
 from checks.support import Servers, env_from_example
-from figures import auth, readiness, request_cost, request_path, resource, serve, startup, telemetry
+from figures import auth, levers, readiness, request_cost, request_path, resource, serve, startup, telemetry
 from figures.common import Bench, Section
 
 # In the order BENCHMARKS.md shows them.
@@ -34,13 +34,14 @@ GROUPS: dict[str, Callable[[Bench], Section]] = {
     "readiness": readiness.figures,
     "startup": startup.figures,
     "resource": resource.figures,
+    "levers": levers.figures,
     "serve": serve.figures,
     "telemetry": telemetry.figures,
     "auth": auth.figures,
 }
 VERSIONS = [
     *("fastapi", "starlette", "uvicorn", "pydantic", "python-json-logger", "orjson", "uvloop", "httptools"),
-    *("gunicorn", "uvicorn-worker"),
+    *("sqlalchemy", "asyncpg", "gunicorn", "uvicorn-worker"),
 ]
 
 
@@ -54,7 +55,7 @@ def versions() -> dict[str, str]:
     return found
 
 
-def markdown(bench: Bench, sections: list[Section], found: dict[str, str]) -> str:
+def markdown(bench: Bench, sections: list[Section], found: dict[str, str], note: str | None) -> str:
     lines = [
         "# Benchmark",
         "",
@@ -63,6 +64,7 @@ def markdown(bench: Bench, sections: list[Section], found: dict[str, str]) -> st
         f"after {bench.warmup} s of warm-up. A verdict compares a figure with its target; figures are "
         "reported, never asserted (they move with whatever else runs on the machine).",
         "",
+        *([f"**{note}**", ""] if note else []),
     ]
     for section in sections:
         lines += [f"## {section.title}", "", section.markdown, ""]
@@ -70,7 +72,7 @@ def markdown(bench: Bench, sections: list[Section], found: dict[str, str]) -> st
         "Versions: " + ", ".join(f"{name} {version}" for name, version in found.items()) + ".",
         "",
         "Reproduce with `nox -s bench` (options after `--`: `--rounds`, `--seconds`, `--warmup`, "
-        "`--connections`, `--groups`). Server CPU µs per request is the steadier figure on a shared "
+        "`--connections`, `--groups`, `--note`). Server CPU µs per request is the steadier figure on a shared "
         "machine; requests per second and latency move with whatever else runs.",
         "",
     ]
@@ -90,6 +92,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--copier-copy-seconds", type=float)
     parser.add_argument("--groups", default=",".join(GROUPS), help=f"comma-separated, of {', '.join(GROUPS)}")
+    parser.add_argument("--note", help="said at the top of BENCHMARKS.md (a loaded machine, say)")
     args = parser.parse_args()
     selected = args.groups.split(",")
     if unknown := set(selected) - set(GROUPS):
@@ -134,6 +137,7 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d"),
         "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
         "load_tool": tool,
+        "note": args.note,
         "settings": {
             "rounds": args.rounds,
             "seconds": args.seconds,
@@ -144,7 +148,7 @@ def main() -> int:
         **{name: section.data for name, section in sections.items()},
     }
     args.json.write_text(json.dumps(results, indent=2) + "\n")
-    args.markdown.write_text(markdown(bench, list(sections.values()), found))
+    args.markdown.write_text(markdown(bench, list(sections.values()), found, args.note))
     print(f"wrote {args.markdown} and {args.json}")
     return 0
 

@@ -48,12 +48,13 @@ def request(
     headers: dict[str, str] | None = None,
     timeout: float = 10,
     source: str = "127.0.0.1",
+    body: bytes | None = None,
 ) -> Response:
     """One request on a new connection to 127.0.0.1:PORT from SOURCE (any 127.0.0.0/8 address
     is loopback); OSError and HTTPException propagate."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(source, 0))
     try:
-        conn.request(method, path, headers=headers or {})
+        conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
         return Response(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
     finally:

@@ -14,22 +14,17 @@ so with telemetry on each request also has its SQL and Redis spans.
 """
 
 import os
-import shutil
 import statistics
-import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-from checks.support import HEALTH, READINESS, poetry_simple_index
+from checks.support import HEALTH, READINESS
 
-from figures.common import Bench, Section, table, verdict
+from figures.common import Bench, Section, rendered_release, table, verdict
 
-TEMPLATE = Path(__file__).resolve().parents[2]
 # The template's last commit without telemetry (0.5.0's other changes all in).
 BASELINE_REF = os.environ.get("TELEMETRY_BASELINE_REF", "7f7b694")
 FLOOR = 0.95  # off / before, requests per second: no cost beyond the noise of a shared machine
@@ -74,29 +69,9 @@ def running_sink() -> Iterator[Sink]:
 
 
 def baseline(bench: Bench) -> tuple[Bench | None, str]:
-    """The template at BASELINE_REF rendered with the default answers and installed, and what it is;
-    None (and why) where it cannot be built."""
-    copier = shutil.which("copier")
-    if copier is None:
-        return None, "not measured: copier is not on PATH"
-    commit = subprocess.run(
-        ["git", "-C", str(TEMPLATE), "rev-parse", "--short", BASELINE_REF], capture_output=True, text=True, check=False
-    )
-    if commit.returncode != 0:
-        return None, f"not measured: no {BASELINE_REF} in the template repository"
-    template, service = bench.work / "baseline-template", bench.work / "baseline-service"
-    template.mkdir()
-    archive = subprocess.run(
-        ["git", "-C", str(TEMPLATE), "archive", "--format=tar", BASELINE_REF], capture_output=True, check=True
-    )
-    subprocess.run(["tar", "-x", "-C", str(template)], input=archive.stdout, check=True)
-    subprocess.run([copier, "copy", "--defaults", "--quiet", str(template), str(service)], check=True)
-    poetry_simple_index(service / "backend")  # as the noxfile's install() does
-    installed = subprocess.run(["make", "install"], cwd=service, capture_output=True, text=True, check=False)
-    if installed.returncode != 0:
-        return None, f"not measured: make install failed: {installed.stdout[-300:]}{installed.stderr[-300:]}"
-    label = f"{BASELINE_REF} ({commit.stdout.strip()})"
-    return replace(bench, backend=service / "backend"), label
+    """The template at BASELINE_REF rendered and installed, and what it is; None (and why) where it cannot be built."""
+    before, commit = rendered_release(bench, BASELINE_REF, "telemetry-baseline")
+    return before, f"{BASELINE_REF} ({commit})" if before is not None else commit
 
 
 def figures(bench: Bench) -> Section:
